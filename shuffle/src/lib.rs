@@ -1,0 +1,1 @@
+//! flint-shuffle (in progress)
