@@ -1,0 +1,31 @@
+//! What tasks find where they run: shuffle files, cached blocks, map output locations.
+//!
+//! In local mode there is one `ExecutorEnv`, owned by the context; in distributed mode each
+//! executor process will have its own.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use flint_shuffle::ShuffleEnv;
+
+use crate::shuffle_map::MapOutputTracker;
+use crate::storage::BlockManager;
+
+/// Per-executor services used by running tasks.
+pub(crate) struct ExecutorEnv {
+    pub(crate) shuffle: ShuffleEnv,
+    pub(crate) blocks: BlockManager,
+    pub(crate) map_outputs: Arc<MapOutputTracker>,
+    attempt_files: AtomicU64,
+}
+
+impl ExecutorEnv {
+    pub(crate) fn new(shuffle: ShuffleEnv, blocks: BlockManager, map_outputs: Arc<MapOutputTracker>) -> Self {
+        ExecutorEnv { shuffle, blocks, map_outputs, attempt_files: AtomicU64::new(0) }
+    }
+
+    /// A number unique within this executor, naming one map task attempt's files.
+    pub(crate) fn next_attempt_file_id(&self) -> u64 {
+        self.attempt_files.fetch_add(1, Ordering::Relaxed)
+    }
+}

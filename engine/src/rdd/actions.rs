@@ -1,0 +1,361 @@
+//! Actions: operations that run a job and bring a result to the driver (or write output).
+//!
+//! Every action is "compute a small value per partition, then combine on the driver": it builds
+//! a partition function, runs one job over it and folds the per-partition results.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{BoxIter, ClosurePartitionFn, Rdd};
+use crate::data::{Data, Key};
+use crate::error::{EngineError, Result};
+use crate::func::{Fun1, Fun2};
+
+impl<T: Data> Rdd<T> {
+    /// Runs `per_partition` on every partition and returns one value per partition.
+    pub(crate) fn per_partition<U: Data>(
+        &self,
+        op: &str,
+        per_partition: impl Fn(usize, BoxIter<T>) -> U + Send + Sync + 'static,
+    ) -> Result<Vec<U>> {
+        let rdd = self.with_partition_fn(
+            op,
+            ClosurePartitionFn(move |split, it| Box::new(std::iter::once(per_partition(split, it))) as BoxIter<U>),
+        );
+        let n = rdd.num_partitions();
+        Ok(self.ctx.run_job(&rdd, &(0..n).collect::<Vec<_>>())?.into_iter().flatten().collect())
+    }
+
+    /// All elements, in partition order.
+    pub fn collect(&self) -> Result<Vec<T>> {
+        let n = self.num_partitions();
+        let parts = self.ctx.run_job(self, &(0..n).collect::<Vec<_>>())?;
+        let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+        for p in parts {
+            out.extend(p);
+        }
+        Ok(out)
+    }
+
+    /// Number of elements.
+    pub fn count(&self) -> Result<u64> {
+        Ok(self.per_partition("count", |_, it| it.count() as u64)?.into_iter().sum())
+    }
+
+    /// Whether the RDD has no elements.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.take(1)?.is_empty())
+    }
+
+    /// The first `n` elements, scanning as few partitions as possible (as Spark: one partition,
+    /// then four times as many per round).
+    pub fn take(&self, n: usize) -> Result<Vec<T>> {
+        let total = self.num_partitions();
+        let mut out = Vec::new();
+        let mut scanned = 0;
+        let mut batch = 1;
+        while out.len() < n && scanned < total {
+            let parts: Vec<usize> = (scanned..(scanned + batch).min(total)).collect();
+            let left = n - out.len();
+            let limited = self.with_partition_fn(
+                "take",
+                ClosurePartitionFn(move |_, it: BoxIter<T>| Box::new(it.take(left)) as BoxIter<T>),
+            );
+            for p in self.ctx.run_job(&limited, &parts)? {
+                out.extend(p.into_iter().take(n - out.len()));
+            }
+            scanned += parts.len();
+            batch *= 4;
+        }
+        Ok(out)
+    }
+
+    /// The first element; an error on an empty RDD.
+    pub fn first(&self) -> Result<T> {
+        self.take(1)?.into_iter().next().ok_or(EngineError::EmptyRdd { action: "first" })
+    }
+
+    /// Merges all elements with `f` (associative, commutative); an error on an empty RDD.
+    pub fn reduce<F: Fun2<T, T, T>>(&self, f: F) -> Result<T> {
+        #[allow(clippy::let_unit_value)]
+        let () = F::SHIPPABLE;
+        let f = Arc::new(f);
+        let g = f.clone();
+        let partials = self.per_partition("reduce", move |_, it| it.reduce(|a, b| g.call(a, b)))?;
+        partials.into_iter().flatten().reduce(|a, b| f.call(a, b)).ok_or(EngineError::EmptyRdd { action: "reduce" })
+    }
+
+    /// Folds each partition from `zero`, then the partition results from `zero` again.
+    pub fn fold<F: Fun2<T, T, T>>(&self, zero: T, f: F) -> Result<T> {
+        #[allow(clippy::let_unit_value)]
+        let () = F::SHIPPABLE;
+        let f = Arc::new(f);
+        let (g, z) = (f.clone(), zero.clone());
+        let partials = self.per_partition("fold", move |_, it| it.fold(z.clone(), |a, b| g.call(a, b)))?;
+        Ok(partials.into_iter().fold(zero, |a, b| f.call(a, b)))
+    }
+
+    /// Aggregates each partition into a `U` with `seq`, then merges the `U`s with `comb`.
+    pub fn aggregate<U: Data, F1: Fun2<U, T, U>, F2: Fun2<U, U, U>>(&self, zero: U, seq: F1, comb: F2) -> Result<U> {
+        #[allow(clippy::let_unit_value)]
+        let ((), ()) = (F1::SHIPPABLE, F2::SHIPPABLE);
+        let seq = Arc::new(seq);
+        let z = zero.clone();
+        let partials = self.per_partition("aggregate", move |_, it| it.fold(z.clone(), |u, x| seq.call(u, x)))?;
+        Ok(partials.into_iter().fold(zero, |a, b| comb.call(a, b)))
+    }
+
+    /// `aggregate` with the partition results merged in a tree of `depth` levels on the
+    /// cluster (as Spark's `treeAggregate`), so the driver receives few results.
+    pub fn tree_aggregate<U: Data, F1: Fun2<U, T, U>, F2: Fun2<U, U, U>>(
+        &self,
+        zero: U,
+        seq: F1,
+        comb: F2,
+        depth: u32,
+    ) -> Result<U> {
+        #[allow(clippy::let_unit_value)]
+        let ((), ()) = (F1::SHIPPABLE, F2::SHIPPABLE);
+        let seq = Arc::new(seq);
+        let comb = Arc::new(comb);
+        let z = zero.clone();
+        let mut partials: Rdd<U> = self.with_partition_fn(
+            "tree_aggregate",
+            ClosurePartitionFn(move |_, it: BoxIter<T>| {
+                let seq = seq.clone();
+                Box::new(std::iter::once(it.fold(z.clone(), |u, x| seq.call(u, x)))) as BoxIter<U>
+            }),
+        );
+        let mut n = partials.num_partitions();
+        let scale = ((n as f64).powf(1.0 / depth.max(1) as f64).ceil() as usize).max(2);
+        while n > scale + (n as f64 / scale as f64).ceil() as usize {
+            n /= scale;
+            let target = n.max(1);
+            let keyed = partials.with_partition_fn(
+                "tree_aggregate",
+                ClosurePartitionFn(move |split: usize, it: BoxIter<U>| {
+                    Box::new(it.map(move |u| (split % target, u))) as BoxIter<(usize, U)>
+                }),
+            );
+            let c = comb.clone();
+            let agg = flint_shuffle::Aggregator::new(
+                |u| u,
+                move |a, b| c.call(a, b),
+                {
+                    let c = comb.clone();
+                    move |a, b| c.call(a, b)
+                },
+            );
+            partials = keyed
+                .shuffle_with(
+                    "tree_aggregate",
+                    crate::rdd::ShuffleSpec {
+                        partitioner: Arc::new(crate::partitioner::HashPartitioner::new(target)),
+                        aggregator: Some(agg),
+                        map_side_combine: true,
+                        key_ordering: None,
+                    },
+                )
+                .values();
+        }
+        let results = partials.collect()?;
+        Ok(results.into_iter().fold(zero, |a, b| comb.call(a, b)))
+    }
+
+    /// `reduce` with a tree of `depth` levels; an error on an empty RDD.
+    pub fn tree_reduce<F: Fun2<T, T, T>>(&self, f: F, depth: u32) -> Result<T> {
+        #[allow(clippy::let_unit_value)]
+        let () = F::SHIPPABLE;
+        let f = Arc::new(f);
+        let (g, h) = (f.clone(), f.clone());
+        let reduced: Rdd<Option<T>> = self.with_partition_fn(
+            "tree_reduce",
+            ClosurePartitionFn(move |_, it: BoxIter<T>| {
+                Box::new(std::iter::once(it.reduce(|a, b| g.call(a, b)))) as BoxIter<Option<T>>
+            }),
+        );
+        let merge = move |a: Option<T>, b: Option<T>| match (a, b) {
+            (Some(x), Some(y)) => Some(h.call(x, y)),
+            (x, None) => x,
+            (None, y) => y,
+        };
+        let merged = reduced.tree_aggregate(None, with_fn2(merge.clone()), with_fn2(merge), depth)?;
+        merged.ok_or(EngineError::EmptyRdd { action: "tree_reduce" })
+    }
+
+    /// Runs `f` on every element (for its side effects, e.g. accumulators).
+    pub fn foreach<F: Fun1<T, ()>>(&self, f: F) -> Result<()> {
+        #[allow(clippy::let_unit_value)]
+        let () = F::SHIPPABLE;
+        self.per_partition("foreach", move |_, it| it.for_each(|x| f.call(x))).map(|_| ())
+    }
+
+    /// Runs `f` on every partition's iterator.
+    pub fn foreach_partition<F: Fun1<BoxIter<T>, ()>>(&self, f: F) -> Result<()> {
+        #[allow(clippy::let_unit_value)]
+        let () = F::SHIPPABLE;
+        self.per_partition("foreach_partition", move |_, it| f.call(it)).map(|_| ())
+    }
+
+    /// Iterates the elements on the driver, running one job per partition as needed.
+    pub fn to_local_iterator(&self) -> LocalIterator<T> {
+        LocalIterator { rdd: self.clone(), next_partition: 0, buffer: Vec::new().into_iter(), failed: false }
+    }
+
+    /// Writes one text file per partition (`part-00000`, ...) into the new directory `path`,
+    /// each element on its own line; files appear atomically (temporary file, then rename) and
+    /// `_SUCCESS` marks a complete output. An existing `path` is an error (nothing is overwritten).
+    pub fn save_as_text_file(&self, path: impl AsRef<Path>) -> Result<()>
+    where
+        T: Display,
+    {
+        let dir = path.as_ref().to_path_buf();
+        if dir.exists() {
+            return Err(EngineError::OutputExists { path: dir });
+        }
+        let staging = dir.join("_temporary");
+        fs::create_dir_all(&staging).map_err(|e| EngineError::write(&staging, e))?;
+        let out = dir.clone();
+        let written = self.per_partition("save_as_text_file", move |split, it| {
+            let name = format!("part-{split:05}");
+            let tmp = staging.join(format!("{name}.{}", std::process::id()));
+            let write = || -> std::io::Result<u64> {
+                let mut w = BufWriter::new(fs::File::create(&tmp)?);
+                let mut n = 0;
+                for x in it {
+                    writeln!(w, "{x}")?;
+                    n += 1;
+                }
+                w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                Ok(n)
+            };
+            let n = write().unwrap_or_else(|e| crate::task_context::raise(EngineError::write(&tmp, e)));
+            let target = out.join(&name);
+            fs::rename(&tmp, &target).unwrap_or_else(|e| crate::task_context::raise(EngineError::write(&target, e)));
+            n
+        });
+        if let Err(e) = written {
+            let _ = fs::remove_dir_all(dir.join("_temporary"));
+            return Err(e);
+        }
+        let _ = fs::remove_dir_all(dir.join("_temporary"));
+        let marker = dir.join("_SUCCESS");
+        fs::write(&marker, b"").map_err(|e| EngineError::write(&marker, e))
+    }
+}
+
+/// Adapts a cloneable closure into a shippable-by-value two-argument function for internal use.
+fn with_fn2<A, B, R, G: Fn(A, B) -> R + Send + Sync + 'static>(g: G) -> impl Fun2<A, B, R> {
+    struct Wrapped<G>(G);
+    impl<A, B, R, G: Fn(A, B) -> R + Send + Sync + 'static> Fun2<A, B, R> for Wrapped<G> {
+        const SHIPPABLE: () = ();
+        fn call(&self, a: A, b: B) -> R {
+            (self.0)(a, b)
+        }
+        fn encode_state(&self) -> Result<Vec<u8>> {
+            Err(EngineError::Internal("driver-side function cannot be shipped".into()))
+        }
+        fn decode_state(_: &[u8]) -> Result<Self> {
+            Err(EngineError::Internal("driver-side function cannot be shipped".into()))
+        }
+    }
+    Wrapped(g)
+}
+
+impl<T: Data + Ord> Rdd<T> {
+    /// The `n` smallest elements, ascending.
+    pub fn take_ordered(&self, n: usize) -> Result<Vec<T>> {
+        let partials = self.per_partition("take_ordered", move |_, it| smallest(it, n))?;
+        Ok(smallest(partials.into_iter().flatten(), n))
+    }
+
+    /// The `n` largest elements, descending.
+    pub fn top(&self, n: usize) -> Result<Vec<T>> {
+        let partials = self.per_partition("top", move |_, it| largest(it, n))?;
+        Ok(largest(partials.into_iter().flatten(), n))
+    }
+
+    /// The largest element; an error on an empty RDD.
+    pub fn max(&self) -> Result<T> {
+        self.reduce(|a: T, b: T| if b > a { b } else { a })
+    }
+
+    /// The smallest element; an error on an empty RDD.
+    pub fn min(&self) -> Result<T> {
+        self.reduce(|a: T, b: T| if b < a { b } else { a })
+    }
+}
+
+fn smallest<T: Ord>(it: impl Iterator<Item = T>, n: usize) -> Vec<T> {
+    let mut heap = std::collections::BinaryHeap::with_capacity(n + 1);
+    for x in it {
+        if heap.len() < n {
+            heap.push(x);
+        } else if let Some(top) = heap.peek() {
+            if x < *top {
+                heap.pop();
+                heap.push(x);
+            }
+        }
+    }
+    heap.into_sorted_vec()
+}
+
+fn largest<T: Ord>(it: impl Iterator<Item = T>, n: usize) -> Vec<T> {
+    let mut v: Vec<T> = smallest(it.map(std::cmp::Reverse), n).into_iter().map(|r| r.0).collect();
+    v.truncate(n);
+    v
+}
+
+impl<T: Key> Rdd<T> {
+    /// How often each distinct element occurs.
+    pub fn count_by_value(&self) -> Result<HashMap<T, u64>> {
+        self.map(|x: T| (x, 1u64)).count_by_key_summed()
+    }
+}
+
+impl<K: Key, V: Data> Rdd<(K, V)> {
+    fn count_by_key_summed(&self) -> Result<HashMap<K, u64>>
+    where
+        V: Into<u64>,
+    {
+        let sums = self.map_values(|v: V| v.into()).reduce_by_key(|a: u64, b: u64| a + b);
+        Ok(sums.collect()?.into_iter().collect())
+    }
+}
+
+/// Iterates an RDD on the driver, one partition (one job) at a time.
+pub struct LocalIterator<T> {
+    rdd: Rdd<T>,
+    next_partition: usize,
+    buffer: std::vec::IntoIter<T>,
+    failed: bool,
+}
+
+impl<T: Data> Iterator for LocalIterator<T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        loop {
+            if let Some(x) = self.buffer.next() {
+                return Some(Ok(x));
+            }
+            if self.failed || self.next_partition >= self.rdd.num_partitions() {
+                return None;
+            }
+            let p = self.next_partition;
+            self.next_partition += 1;
+            match self.rdd.ctx.run_job(&self.rdd, &[p]) {
+                Ok(mut parts) => self.buffer = parts.pop().unwrap_or_default().into_iter(),
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}

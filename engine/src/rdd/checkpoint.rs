@@ -1,0 +1,103 @@
+//! Reliable checkpoints: partitions saved to the checkpoint directory, lineage cut.
+//!
+//! As Spark's `RDD.checkpoint`: marking is lazy; after the next job that uses the RDD, a
+//! separate job writes each partition (`<dir>/rdd-<id>/part-NNNNN`, atomically) and the node then
+//! reads its partitions from there and reports no dependencies. Iterative jobs use this to keep
+//! lineage (and recovery and scheduling cost) from growing with the number of iterations.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+
+use super::{BoxIter, Compute, NodeMeta, Rdd, SharedVecIter};
+use crate::context::Context;
+use crate::data::Data;
+use crate::error::{EngineError, Result};
+use crate::storage::{read_block, write_block};
+
+type Writer = Arc<dyn Fn(&Context) -> Result<PathBuf> + Send + Sync>;
+
+/// Where a node stands with respect to checkpointing.
+#[derive(Default)]
+pub(crate) enum CheckpointState {
+    #[default]
+    None,
+    /// Marked; `write` saves the partitions and returns the directory.
+    Marked { write: Writer },
+    /// Saved under `dir`; lineage is cut.
+    Done { dir: PathBuf },
+}
+
+impl CheckpointState {
+    pub(crate) fn is_done(&self) -> bool {
+        matches!(self, CheckpointState::Done { .. })
+    }
+}
+
+pub(crate) fn part_path(dir: &Path, split: usize) -> PathBuf {
+    dir.join(format!("part-{split:05}"))
+}
+
+/// The file holding `split` when the node is checkpointed.
+pub(crate) fn done_path(meta: &NodeMeta, split: usize) -> Option<PathBuf> {
+    match &*meta.checkpoint.lock().expect("checkpoint state lock") {
+        CheckpointState::Done { dir } => Some(part_path(dir, split)),
+        _ => None,
+    }
+}
+
+pub(crate) fn read_partition<T: Data>(path: &Path) -> Result<BoxIter<T>> {
+    let items: Vec<T> = read_block(path)?;
+    Ok(Box::new(SharedVecIter::new(Arc::new(items))))
+}
+
+/// Marks `rdd` for checkpointing.
+pub(crate) fn mark_rdd<T: Data>(rdd: &Rdd<T>) -> Result<()> {
+    let ctx = &rdd.ctx;
+    let root = ctx.config().checkpoint_dir.clone().ok_or_else(|| {
+        EngineError::invalid("checkpoint_dir", "unset", "set it with Context::builder().checkpoint_dir(..) or FLINT_CHECKPOINT_DIR")
+    })?;
+    let meta = rdd.node.meta();
+    let mut state = meta.checkpoint.lock().expect("checkpoint state lock");
+    if !matches!(*state, CheckpointState::None) {
+        return Ok(());
+    }
+    let weak: Weak<dyn Compute<T>> = Arc::downgrade(&rdd.node);
+    let dir = root.join(format!("{}-{}", ctx.app_id(), meta.id)).join(format!("rdd-{}", meta.id));
+    let write: Writer = Arc::new(move |ctx: &Context| {
+        let node = weak.upgrade().ok_or_else(|| EngineError::Internal("checkpointed RDD was dropped".into()))?;
+        std::fs::create_dir_all(&dir).map_err(|e| EngineError::write(&dir, e))?;
+        let rdd = Rdd::from_node(ctx, node);
+        let target = dir.clone();
+        let writer = rdd.map_partitions_with_index(crate::func::with(
+            target.display().to_string(),
+            |dir: &String, split: usize, it: BoxIter<T>| {
+                let items: Vec<T> = it.collect();
+                let path = part_path(Path::new(dir), split);
+                super::or_raise(write_block(&path, &items));
+                std::iter::once(items.len() as u64)
+            },
+        ));
+        let n = writer.num_partitions();
+        ctx.run_job(&writer, &(0..n).collect::<Vec<_>>())?;
+        Ok(dir.clone())
+    });
+    *state = CheckpointState::Marked { write };
+    Ok(())
+}
+
+/// After a job: writes every marked checkpoint in the lineage of `root` and cuts its lineage.
+pub(crate) fn write_marked(ctx: &Context, root: &Arc<dyn super::RddNode>) -> Result<()> {
+    let mut marked = Vec::new();
+    super::walk_lineage(root, |node| {
+        if let CheckpointState::Marked { write } = &*node.meta().checkpoint.lock().expect("checkpoint state lock") {
+            marked.push((node.clone(), write.clone()));
+        }
+        Ok(())
+    })?;
+    for (node, write) in marked {
+        let dir = write(ctx)?;
+        tracing::info!(rdd = %node.meta().id, path = %dir.display(), "checkpoint written; lineage cut");
+        *node.meta().checkpoint.lock().expect("checkpoint state lock") = CheckpointState::Done { dir };
+    }
+    Ok(())
+}

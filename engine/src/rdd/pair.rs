@@ -1,0 +1,349 @@
+//! Operations on RDDs of pairs, `Rdd<(K, V)>`: aggregation by key, joins, sorting.
+//!
+//! Every by-key aggregation is a `combine_by_key` with map-side combine (as Spark), except
+//! `group_by_key` and `cogroup`, where combining saves nothing. Joins are a `cogroup` followed
+//! by a per-key product, as in Spark.
+
+use std::collections::HashMap;
+use std::panic::Location;
+use std::sync::Arc;
+
+use flint_shuffle::Aggregator;
+use serde::{Deserialize, Serialize};
+
+use super::shuffled::ShuffleSpec;
+use super::{BoxIter, ClosurePartitionFn, Rdd};
+use crate::data::{Data, Key};
+use crate::error::Result;
+use crate::func::{Fun1, Fun2};
+use crate::partitioner::{key_order, HashPartitioner, Partitioner, RangePartitioner};
+
+/// A value from the left or the right side of a `cogroup`.
+#[derive(Clone, Serialize, Deserialize)]
+enum Side<V, W> {
+    Left(V),
+    Right(W),
+}
+
+impl<K: Key, V: Data> Rdd<(K, V)> {
+    /// Number of partitions a shuffle of this RDD gets when the caller does not say (as Spark
+    /// without `spark.default.parallelism`: the parent's count).
+    pub(crate) fn default_shuffle_partitions(&self) -> usize {
+        self.num_partitions().max(1)
+    }
+
+    /// Applies `f` to each value, keeping keys (and partitioning).
+    #[track_caller]
+    pub fn map_values<U: Data, F: Fun1<V, U>>(&self, f: F) -> Rdd<(K, U)> {
+        #[allow(clippy::let_unit_value)]
+        let () = F::SHIPPABLE;
+        let f = Arc::new(f);
+        self.with_partition_fn(
+            "map_values",
+            ClosurePartitionFn(move |_, it: BoxIter<(K, V)>| {
+                let f = f.clone();
+                Box::new(it.map(move |(k, v)| (k, f.call(v)))) as BoxIter<(K, U)>
+            }),
+        )
+    }
+
+    /// Applies `f` to each value and pairs the key with every result.
+    #[track_caller]
+    pub fn flat_map_values<U: Data, I, F>(&self, f: F) -> Rdd<(K, U)>
+    where
+        F: Fun1<V, I>,
+        I: IntoIterator<Item = U> + 'static,
+        I::IntoIter: 'static,
+    {
+        #[allow(clippy::let_unit_value)]
+        let () = F::SHIPPABLE;
+        let f = Arc::new(f);
+        self.with_partition_fn(
+            "flat_map_values",
+            ClosurePartitionFn(move |_, it: BoxIter<(K, V)>| {
+                let f = f.clone();
+                Box::new(it.flat_map(move |(k, v)| f.call(v).into_iter().map(move |u| (k.clone(), u)))) as BoxIter<(K, U)>
+            }),
+        )
+    }
+
+    /// The keys.
+    #[track_caller]
+    pub fn keys(&self) -> Rdd<K> {
+        self.map(|(k, _): (K, V)| k)
+    }
+
+    /// The values.
+    #[track_caller]
+    pub fn values(&self) -> Rdd<V> {
+        self.map(|(_, v): (K, V)| v)
+    }
+
+    /// The general by-key aggregation: `create` makes a combiner from a key's first value,
+    /// `merge_value` adds a value, `merge_combiners` merges two combiners. Combines map-side,
+    /// spills past the memory limit.
+    #[track_caller]
+    pub fn combine_by_key<C: Data, F1, F2, F3>(
+        &self,
+        create: F1,
+        merge_value: F2,
+        merge_combiners: F3,
+        num_partitions: usize,
+    ) -> Rdd<(K, C)>
+    where
+        F1: Fun1<V, C>,
+        F2: Fun2<C, V, C>,
+        F3: Fun2<C, C, C>,
+    {
+        #[allow(clippy::let_unit_value)]
+        let ((), (), ()) = (F1::SHIPPABLE, F2::SHIPPABLE, F3::SHIPPABLE);
+        let (f1, f2, f3) = (Arc::new(create), Arc::new(merge_value), Arc::new(merge_combiners));
+        let agg = Aggregator::new(
+            move |v| f1.call(v),
+            move |c, v| f2.call(c, v),
+            move |a, b| f3.call(a, b),
+        );
+        self.aggregate_with("combine_by_key", agg, true, num_partitions)
+    }
+
+    #[track_caller]
+    fn aggregate_with<C: Data>(&self, op: &str, agg: Aggregator<K, V, C>, map_side_combine: bool, num_partitions: usize) -> Rdd<(K, C)> {
+        let spec = ShuffleSpec {
+            partitioner: Arc::new(HashPartitioner::new(num_partitions)),
+            aggregator: Some(agg),
+            map_side_combine,
+            key_ordering: None,
+        };
+        self.shuffle_with(op, spec)
+    }
+
+    /// Merges the values of each key with `f` (associative, commutative), combining map-side.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let counts = ctx.parallelize(vec![("a", 1), ("b", 1), ("a", 1)], 2).reduce_by_key(|x, y| x + y);
+    /// let mut out = counts.collect().unwrap();
+    /// out.sort();
+    /// assert_eq!(out, vec![("a", 2), ("b", 1)]);
+    /// ```
+    #[track_caller]
+    pub fn reduce_by_key<F: Fun2<V, V, V>>(&self, f: F) -> Rdd<(K, V)> {
+        let n = self.default_shuffle_partitions();
+        self.reduce_by_key_into(f, n)
+    }
+
+    /// `reduce_by_key` into `num_partitions` partitions.
+    #[track_caller]
+    pub fn reduce_by_key_into<F: Fun2<V, V, V>>(&self, f: F, num_partitions: usize) -> Rdd<(K, V)> {
+        #[allow(clippy::let_unit_value)]
+        let () = F::SHIPPABLE;
+        let f = Arc::new(f);
+        let g = f.clone();
+        let agg = Aggregator::new(|v| v, move |a, b| f.call(a, b), move |a, b| g.call(a, b));
+        self.aggregate_with("reduce_by_key", agg, true, num_partitions)
+    }
+
+    /// Like `reduce_by_key`, starting each key (per partition) from `zero`.
+    #[track_caller]
+    pub fn fold_by_key<F: Fun2<V, V, V>>(&self, zero: V, f: F) -> Rdd<(K, V)> {
+        #[allow(clippy::let_unit_value)]
+        let () = F::SHIPPABLE;
+        let f = Arc::new(f);
+        let (g, h) = (f.clone(), f.clone());
+        let agg = Aggregator::new(
+            move |v| h.call(zero.clone(), v),
+            move |a, b| f.call(a, b),
+            move |a, b| g.call(a, b),
+        );
+        self.aggregate_with("fold_by_key", agg, true, self.default_shuffle_partitions())
+    }
+
+    /// Aggregates the values of each key into a `U`: `seq` adds a value, `comb` merges two `U`s.
+    #[track_caller]
+    pub fn aggregate_by_key<U: Data, F1: Fun2<U, V, U>, F2: Fun2<U, U, U>>(&self, zero: U, seq: F1, comb: F2) -> Rdd<(K, U)> {
+        #[allow(clippy::let_unit_value)]
+        let ((), ()) = (F1::SHIPPABLE, F2::SHIPPABLE);
+        let seq = Arc::new(seq);
+        let seq2 = seq.clone();
+        let agg = Aggregator::new(
+            move |v| seq2.call(zero.clone(), v),
+            move |u, v| seq.call(u, v),
+            move |a, b| comb.call(a, b),
+        );
+        self.aggregate_with("aggregate_by_key", agg, true, self.default_shuffle_partitions())
+    }
+
+    /// All values of each key. Without map-side combine (it would save nothing); spills.
+    #[track_caller]
+    pub fn group_by_key(&self) -> Rdd<(K, Vec<V>)> {
+        let n = self.default_shuffle_partitions();
+        self.group_by_key_into(n)
+    }
+
+    /// `group_by_key` into `num_partitions` partitions.
+    #[track_caller]
+    pub fn group_by_key_into(&self, num_partitions: usize) -> Rdd<(K, Vec<V>)> {
+        let agg = Aggregator::new(
+            |v| vec![v],
+            |mut c: Vec<V>, v| {
+                c.push(v);
+                c
+            },
+            |mut a: Vec<V>, b: Vec<V>| {
+                a.extend(b);
+                a
+            },
+        );
+        self.aggregate_with("group_by_key", agg, false, num_partitions)
+    }
+
+    /// Re-partitions by `partitioner` (a shuffle without combining).
+    #[track_caller]
+    pub fn partition_by<P: Partitioner<K>>(&self, partitioner: P) -> Rdd<(K, V)> {
+        self.shuffle_plain("partition_by", Arc::new(partitioner), None)
+    }
+
+    /// Groups both RDDs' values by key: `(k, (values in self, values in other))`.
+    #[track_caller]
+    pub fn cogroup<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Vec<V>, Vec<W>))> {
+        let n = self.default_shuffle_partitions().max(other.num_partitions());
+        let left = self.map(|(k, v): (K, V)| (k, Side::<V, W>::Left(v)));
+        let right = other.map(|(k, w): (K, W)| (k, Side::<V, W>::Right(w)));
+        let tagged = left.union(&right);
+        let agg = Aggregator::new(
+            |s: Side<V, W>| match s {
+                Side::Left(v) => (vec![v], Vec::new()),
+                Side::Right(w) => (Vec::new(), vec![w]),
+            },
+            |mut c: (Vec<V>, Vec<W>), s: Side<V, W>| {
+                match s {
+                    Side::Left(v) => c.0.push(v),
+                    Side::Right(w) => c.1.push(w),
+                }
+                c
+            },
+            |mut a: (Vec<V>, Vec<W>), b: (Vec<V>, Vec<W>)| {
+                a.0.extend(b.0);
+                a.1.extend(b.1);
+                a
+            },
+        );
+        tagged.aggregate_with("cogroup", agg, false, n)
+    }
+
+    /// Inner join: `(k, (v, w))` for every pair of values with equal keys.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let a = ctx.parallelize(vec![(1, "a"), (2, "b")], 2);
+    /// let b = ctx.parallelize(vec![(1, 'x'), (1, 'y'), (3, 'z')], 2);
+    /// let mut j = a.join(&b).collect().unwrap();
+    /// j.sort();
+    /// assert_eq!(j, vec![(1, ("a", 'x')), (1, ("a", 'y'))]);
+    /// ```
+    #[track_caller]
+    pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))> {
+        self.cogroup(other).flat_map(|(k, (vs, ws)): (K, (Vec<V>, Vec<W>))| {
+            let mut out = Vec::with_capacity(vs.len() * ws.len());
+            for v in &vs {
+                for w in &ws {
+                    out.push((k.clone(), (v.clone(), w.clone())));
+                }
+            }
+            out
+        })
+    }
+
+    /// Left outer join: every `(k, v)` of `self`, with each matching `w` or `None`.
+    #[track_caller]
+    pub fn left_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, Option<W>))> {
+        self.cogroup(other).flat_map(|(k, (vs, ws)): (K, (Vec<V>, Vec<W>))| {
+            let mut out = Vec::new();
+            for v in &vs {
+                if ws.is_empty() {
+                    out.push((k.clone(), (v.clone(), None)));
+                }
+                for w in &ws {
+                    out.push((k.clone(), (v.clone(), Some(w.clone()))));
+                }
+            }
+            out
+        })
+    }
+
+    /// Right outer join: every `(k, w)` of `other`, with each matching `v` or `None`.
+    #[track_caller]
+    pub fn right_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, W))> {
+        self.cogroup(other).flat_map(|(k, (vs, ws)): (K, (Vec<V>, Vec<W>))| {
+            let mut out = Vec::new();
+            for w in &ws {
+                if vs.is_empty() {
+                    out.push((k.clone(), (None, w.clone())));
+                }
+                for v in &vs {
+                    out.push((k.clone(), (Some(v.clone()), w.clone())));
+                }
+            }
+            out
+        })
+    }
+
+    /// Full outer join: matches, plus unmatched values of either side with `None` on the other.
+    #[track_caller]
+    pub fn full_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, Option<W>))> {
+        self.cogroup(other).flat_map(|(k, (vs, ws)): (K, (Vec<V>, Vec<W>))| {
+            let mut out = Vec::new();
+            match (vs.is_empty(), ws.is_empty()) {
+                (true, _) => out.extend(ws.iter().map(|w| (k.clone(), (None, Some(w.clone()))))),
+                (_, true) => out.extend(vs.iter().map(|v| (k.clone(), (Some(v.clone()), None)))),
+                _ => {
+                    for v in &vs {
+                        for w in &ws {
+                            out.push((k.clone(), (Some(v.clone()), Some(w.clone()))));
+                        }
+                    }
+                }
+            }
+            out
+        })
+    }
+
+    /// The pairs of `self` whose key does not occur in `other`.
+    #[track_caller]
+    pub fn subtract_by_key<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, V)> {
+        self.cogroup(other).flat_map(|(k, (vs, ws)): (K, (Vec<V>, Vec<W>))| {
+            let keep = ws.is_empty();
+            vs.into_iter().filter(move |_| keep).map(move |v| (k.clone(), v))
+        })
+    }
+
+    /// Number of values per key (an action).
+    #[track_caller]
+    pub fn count_by_key(&self) -> Result<HashMap<K, u64>> {
+        let counts = self.map_values(|_: V| 1u64).reduce_by_key(|a, b| a + b);
+        Ok(counts.collect()?.into_iter().collect())
+    }
+
+    /// All values of `key` (an action).
+    #[track_caller]
+    pub fn lookup(&self, key: &K) -> Result<Vec<V>> {
+        self.filter(crate::func::with(key.clone(), |key: &K, kv: &(K, V)| kv.0 == *key)).values().collect()
+    }
+}
+
+impl<K: Key + Ord, V: Data> Rdd<(K, V)> {
+    /// Sorts by key into `num_partitions` range partitions (bounds sampled from the keys, as
+    /// Spark: this runs a small sampling job); each partition is sorted, with spill.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let sorted = ctx.parallelize(vec![(3, 'c'), (1, 'a'), (2, 'b')], 2).sort_by_key(true, 2);
+    /// assert_eq!(sorted.collect().unwrap(), vec![(1, 'a'), (2, 'b'), (3, 'c')]);
+    /// ```
+    #[track_caller]
+    pub fn sort_by_key(&self, ascending: bool, num_partitions: usize) -> Rdd<(K, V)> {
+        let partitioner = RangePartitioner::new(num_partitions, self.keys(), ascending);
+        let _ = Location::caller();
+        self.shuffle_plain("sort_by_key", Arc::new(partitioner), Some(key_order::<K>(ascending)))
+    }
+}

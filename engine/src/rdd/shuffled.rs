@@ -1,0 +1,241 @@
+//! Shuffle dependencies and the RDD on their reduce side.
+//!
+//! A [`ShuffleDependency`] is a stage boundary: its map side runs the parent's partitions and
+//! writes one sorted-by-partition data file plus index per map task (`flint-shuffle`), combining
+//! values map-side when the operation allows. [`ShuffledNode`] is the reduce side: partition `r`
+//! reads block `r` of every map output (checksummed; a bad or missing block is a fetch
+//! failure, which makes the scheduler recompute that map output) and aggregates or sorts it with
+//! spill past the memory limit.
+
+use std::cmp::Ordering;
+use std::panic::Location;
+use std::sync::Arc;
+
+use flint_shuffle::{self as shuffle, Aggregator, BlockOrigin, ExternalAggregator, ExternalSorter, MapOutputFiles};
+use serde::de::DeserializeOwned;
+
+use super::{iterator, BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode};
+use crate::context::Context;
+use crate::data::{Data, Key};
+use crate::error::{EngineError, Result};
+use crate::ids::ShuffleId;
+use crate::partitioner::Partitioner;
+use crate::shuffle_map::MapOutput;
+use crate::task_context::{raise, raise_fetch_failed, TaskContext};
+
+/// What the scheduler needs from a shuffle dependency, whatever its types.
+pub(crate) trait ShuffleDep: Send + Sync + 'static {
+    fn shuffle_id(&self) -> ShuffleId;
+    /// The RDD whose partitions the map tasks compute.
+    fn map_side(&self) -> Arc<dyn RddNode>;
+    /// Runs map task `map_id`: computes the parent partition and writes its shuffle files.
+    fn run_map_task(&self, map_id: usize, tc: &TaskContext) -> Result<MapOutput>;
+    /// Driver-side preparation (range partitioner sampling).
+    fn prepare(&self, ctx: &Context) -> Result<()>;
+    /// "reduce_by_key at wc.rs:11": names the stage that writes this shuffle.
+    fn label(&self) -> String;
+}
+
+/// How the reduce side treats the records of one shuffle.
+pub(crate) struct ShuffleSpec<K, V, C> {
+    pub(crate) partitioner: Arc<dyn Partitioner<K>>,
+    /// Combine values with equal keys (reduce side, and map side when `map_side_combine`).
+    pub(crate) aggregator: Option<Aggregator<K, V, C>>,
+    pub(crate) map_side_combine: bool,
+    /// Sort each reduce partition by key.
+    pub(crate) key_ordering: Option<Arc<dyn Fn(&K, &K) -> Ordering + Send + Sync>>,
+}
+
+/// A shuffle of `(K, V)` records into partitions of `(K, C)`.
+pub(crate) struct ShuffleDependency<K, V, C> {
+    id: ShuffleId,
+    label: String,
+    parent: Arc<dyn Compute<(K, V)>>,
+    spec: ShuffleSpec<K, V, C>,
+}
+
+impl<K: Key, V: Data, C: Data> ShuffleDep for ShuffleDependency<K, V, C> {
+    fn shuffle_id(&self) -> ShuffleId {
+        self.id
+    }
+
+    fn map_side(&self) -> Arc<dyn RddNode> {
+        self.parent.clone()
+    }
+
+    fn run_map_task(&self, map_id: usize, tc: &TaskContext) -> Result<MapOutput> {
+        let records = iterator(&self.parent, map_id, tc)?;
+        let env = &tc.env().shuffle;
+        let base = env.dirs.map_output(self.id.0, map_id);
+        // Every attempt writes its own files, so two attempts of one map task (a retry, or two
+        // jobs sharing a shuffle) never mix a data file with another attempt's index.
+        let attempt = tc.env().next_attempt_file_id();
+        let files = MapOutputFiles {
+            data: base.data.with_extension(format!("{attempt}.data")),
+            index: base.index.with_extension(format!("{attempt}.index")),
+        };
+        let partitioner = self.spec.partitioner.clone();
+        let partition_of = move |k: &K| partitioner.partition(k);
+        let n = self.spec.partitioner.num_partitions();
+        let status = match (&self.spec.aggregator, self.spec.map_side_combine) {
+            (Some(agg), true) => shuffle::write_combined(records, &partition_of, n, agg, &files, env),
+            _ => shuffle::write_plain(records, &partition_of, n, &files, env),
+        }
+        .map_err(|source| EngineError::Shuffle { shuffle: self.id, source })?;
+        Ok(MapOutput { files, status })
+    }
+
+    fn prepare(&self, ctx: &Context) -> Result<()> {
+        self.spec.partitioner.prepare(ctx)
+    }
+
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+}
+
+/// The reduce side of a shuffle: `(K, C)` records.
+pub(crate) struct ShuffledNode<K, V, C> {
+    meta: NodeMeta,
+    dep: Arc<ShuffleDependency<K, V, C>>,
+}
+
+impl<K: Key, V: Data, C: Data> RddNode for ShuffledNode<K, V, C> {
+    fn meta(&self) -> &NodeMeta {
+        &self.meta
+    }
+    fn num_partitions(&self) -> usize {
+        self.dep.spec.partitioner.num_partitions()
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        vec![Dependency::Shuffle(self.dep.clone())]
+    }
+}
+
+/// Streams the records of block `reduce_id` of every map output of one shuffle.
+struct BlockStream<K, X> {
+    shuffle: ShuffleId,
+    reduce_id: usize,
+    outputs: std::vec::IntoIter<(usize, MapOutputFiles)>,
+    current: Option<(usize, shuffle::BlockRecords<K, X>)>,
+}
+
+impl<K: DeserializeOwned, X: DeserializeOwned> Iterator for BlockStream<K, X> {
+    type Item = (K, X);
+
+    fn next(&mut self) -> Option<(K, X)> {
+        loop {
+            if let Some((map_id, records)) = &mut self.current {
+                match records.next() {
+                    Some(Ok(record)) => return Some(record),
+                    Some(Err(e)) => raise_fetch_failed(self.shuffle, *map_id, self.reduce_id, crate::error::report(&e)),
+                    None => self.current = None,
+                }
+            }
+            let (map_id, files) = self.outputs.next()?;
+            let origin = BlockOrigin { path: files.data.clone(), reduce_id: self.reduce_id };
+            let raw = shuffle::read_block(&files, self.reduce_id)
+                .unwrap_or_else(|e| raise_fetch_failed(self.shuffle, map_id, self.reduce_id, crate::error::report(&e)));
+            let records = shuffle::decode_block::<K, X>(&raw, &origin)
+                .unwrap_or_else(|e| raise_fetch_failed(self.shuffle, map_id, self.reduce_id, crate::error::report(&e)));
+            self.current = Some((map_id, records));
+        }
+    }
+}
+
+fn block_stream<K: DeserializeOwned, X: DeserializeOwned>(shuffle: ShuffleId, reduce_id: usize, tc: &TaskContext) -> BlockStream<K, X> {
+    let outputs = match tc.env().map_outputs.outputs(shuffle) {
+        Ok(outputs) => outputs,
+        Err(missing) => raise_fetch_failed(shuffle, missing, reduce_id, "no map output registered".into()),
+    };
+    let outputs: Vec<(usize, MapOutputFiles)> = outputs
+        .into_iter()
+        .enumerate()
+        .filter(|(_, o)| o.status.partition_lengths.get(reduce_id).copied().unwrap_or(1) > 0)
+        .map(|(i, o)| (i, o.files))
+        .collect();
+    BlockStream { shuffle, reduce_id, outputs: outputs.into_iter(), current: None }
+}
+
+fn unwrap_results<T: 'static>(shuffle: ShuffleId, it: Box<dyn Iterator<Item = shuffle::Result<T>> + Send>) -> BoxIter<T> {
+    Box::new(it.map(move |r| r.unwrap_or_else(|source| raise(EngineError::Shuffle { shuffle, source }))))
+}
+
+impl<K: Key, V: Data, C: Data> Compute<(K, C)> for ShuffledNode<K, V, C> {
+    fn compute(&self, split: usize, tc: &TaskContext) -> Result<BoxIter<(K, C)>> {
+        let spec = &self.dep.spec;
+        let id = self.dep.id;
+        let env = tc.env().shuffle.clone();
+        let shuffle_err = |source| EngineError::Shuffle { shuffle: id, source };
+        match &spec.aggregator {
+            Some(agg) => {
+                let mut table = ExternalAggregator::new(agg.clone(), env.clone());
+                if spec.map_side_combine {
+                    for (k, c) in block_stream::<K, C>(id, split, tc) {
+                        table.insert_combiner(k, c).map_err(shuffle_err)?;
+                    }
+                } else {
+                    for (k, v) in block_stream::<K, V>(id, split, tc) {
+                        table.insert_value(k, v).map_err(shuffle_err)?;
+                    }
+                }
+                let combined = unwrap_results(id, table.into_iter().map_err(shuffle_err)?);
+                match &spec.key_ordering {
+                    None => Ok(combined),
+                    Some(cmp) => sort_stream(id, combined, cmp.clone(), env),
+                }
+            }
+            // Without an aggregator the map side wrote `(K, V)` records and `C` is `V` (see
+            // `Rdd::shuffle_plain`, the only way to build one), so the blocks decode as `(K, C)`.
+            None => {
+                let records: BoxIter<(K, C)> = Box::new(block_stream::<K, C>(id, split, tc));
+                match &spec.key_ordering {
+                    None => Ok(records),
+                    Some(cmp) => sort_stream(id, records, cmp.clone(), env),
+                }
+            }
+        }
+    }
+}
+
+fn sort_stream<K: Key, C: Data>(
+    id: ShuffleId,
+    records: BoxIter<(K, C)>,
+    cmp: Arc<dyn Fn(&K, &K) -> Ordering + Send + Sync>,
+    env: shuffle::ShuffleEnv,
+) -> Result<BoxIter<(K, C)>> {
+    let shuffle_err = |source| EngineError::Shuffle { shuffle: id, source };
+    let mut sorter = ExternalSorter::new(cmp, env);
+    for (k, c) in records {
+        sorter.insert(k, c).map_err(shuffle_err)?;
+    }
+    Ok(unwrap_results(id, sorter.into_sorted_iter().map_err(shuffle_err)?))
+}
+
+impl<K: Key, V: Data> Rdd<(K, V)> {
+    /// Shuffles into `(K, C)` partitions as `spec` says. The one place shuffles are made.
+    #[track_caller]
+    pub(crate) fn shuffle_with<C: Data>(&self, op: &str, spec: ShuffleSpec<K, V, C>) -> Rdd<(K, C)> {
+        let meta = NodeMeta::new(&self.ctx, op, Location::caller());
+        let dep = Arc::new(ShuffleDependency {
+            id: self.ctx.new_shuffle_id(),
+            label: meta.label(),
+            parent: self.node.clone(),
+            spec,
+        });
+        let node = ShuffledNode { meta, dep };
+        Rdd::from_node(&self.ctx, Arc::new(node))
+    }
+
+    /// Shuffles without combining: `(K, V)` records land in `partitioner`'s partitions,
+    /// sorted by key when `key_ordering` is given.
+    #[track_caller]
+    pub(crate) fn shuffle_plain(
+        &self,
+        op: &str,
+        partitioner: Arc<dyn Partitioner<K>>,
+        key_ordering: Option<Arc<dyn Fn(&K, &K) -> Ordering + Send + Sync>>,
+    ) -> Rdd<(K, V)> {
+        self.shuffle_with::<V>(op, ShuffleSpec { partitioner, aggregator: None, map_side_combine: false, key_ordering })
+    }
+}

@@ -1,0 +1,130 @@
+//! RDDs made from driver memory: `parallelize`, `range`, `empty`.
+
+use std::panic::Location;
+use std::sync::Arc;
+
+use super::{BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode, SharedVecIter};
+use crate::context::Context;
+use crate::data::Data;
+use crate::error::Result;
+use crate::task_context::TaskContext;
+
+/// A driver-side vector cut into slices, as Spark's `ParallelCollectionRDD`: slice `i` holds
+/// elements `[i*len/n, (i+1)*len/n)`.
+pub(crate) struct ParallelCollection<T> {
+    meta: NodeMeta,
+    slices: Vec<Arc<Vec<T>>>,
+}
+
+impl<T: Data> ParallelCollection<T> {
+    pub(crate) fn new(ctx: &Context, op: &str, callsite: &Location<'_>, data: Vec<T>, num_slices: usize) -> Self {
+        let n = num_slices.max(1);
+        let len = data.len();
+        let mut slices = Vec::with_capacity(n);
+        let mut rest = data.into_iter();
+        for i in 0..n {
+            let start = i * len / n;
+            let end = (i + 1) * len / n;
+            slices.push(Arc::new(rest.by_ref().take(end - start).collect()));
+        }
+        ParallelCollection { meta: NodeMeta::new(ctx, op, callsite), slices }
+    }
+}
+
+impl<T: Data> RddNode for ParallelCollection<T> {
+    fn meta(&self) -> &NodeMeta {
+        &self.meta
+    }
+    fn num_partitions(&self) -> usize {
+        self.slices.len()
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        Vec::new()
+    }
+}
+
+impl<T: Data> Compute<T> for ParallelCollection<T> {
+    fn compute(&self, split: usize, _tc: &TaskContext) -> Result<BoxIter<T>> {
+        Ok(Box::new(SharedVecIter::new(self.slices[split].clone())))
+    }
+}
+
+/// Integers `start, start+step, ...` below `end`, split evenly.
+pub(crate) struct RangeNode {
+    meta: NodeMeta,
+    start: i64,
+    end: i64,
+    step: i64,
+    slices: usize,
+}
+
+impl RangeNode {
+    fn count(&self) -> u64 {
+        if (self.step > 0 && self.start >= self.end) || (self.step < 0 && self.start <= self.end) {
+            return 0;
+        }
+        let span = (self.end as i128 - self.start as i128).unsigned_abs();
+        let step = (self.step as i128).unsigned_abs();
+        span.div_ceil(step) as u64
+    }
+}
+
+impl RddNode for RangeNode {
+    fn meta(&self) -> &NodeMeta {
+        &self.meta
+    }
+    fn num_partitions(&self) -> usize {
+        self.slices
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        Vec::new()
+    }
+}
+
+impl Compute<i64> for RangeNode {
+    fn compute(&self, split: usize, _tc: &TaskContext) -> Result<BoxIter<i64>> {
+        let n = self.count() as u128;
+        let lo = (split as u128 * n / self.slices as u128) as i64;
+        let hi = ((split as u128 + 1) * n / self.slices as u128) as i64;
+        let (start, step) = (self.start, self.step);
+        Ok(Box::new((lo..hi).map(move |i| start + i * step)))
+    }
+}
+
+impl Context {
+    /// Distributes a local vector into `num_slices` partitions.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let rdd = ctx.parallelize(vec![1, 2, 3], 2);
+    /// assert_eq!(rdd.num_partitions(), 2);
+    /// ```
+    #[track_caller]
+    pub fn parallelize<T: Data>(&self, data: Vec<T>, num_slices: usize) -> Rdd<T> {
+        let node = ParallelCollection::new(self, "parallelize", Location::caller(), data, num_slices);
+        Rdd::from_node(self, Arc::new(node))
+    }
+
+    /// The integers `start..end` in `num_slices` partitions.
+    #[track_caller]
+    pub fn range(&self, start: i64, end: i64, num_slices: usize) -> Rdd<i64> {
+        self.range_step(start, end, 1, num_slices)
+    }
+
+    /// `start, start+step, ...` up to (excluding) `end`; `step` may be negative, not zero.
+    #[track_caller]
+    pub fn range_step(&self, start: i64, end: i64, step: i64, num_slices: usize) -> Rdd<i64> {
+        let step = if step == 0 { 1 } else { step };
+        let node = RangeNode { meta: NodeMeta::new(self, "range", Location::caller()), start, end, step, slices: num_slices.max(1) };
+        Rdd::from_node(self, Arc::new(node))
+    }
+
+    /// An RDD with no partitions and no elements.
+    #[track_caller]
+    pub fn empty<T: Data>(&self) -> Rdd<T> {
+        let node = ParallelCollection::<T>::new(self, "empty", Location::caller(), Vec::new(), 1);
+        let mut node = node;
+        node.slices.clear();
+        Rdd::from_node(self, Arc::new(node))
+    }
+}

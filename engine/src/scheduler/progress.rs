@@ -1,0 +1,61 @@
+//! The console progress bar, as Spark's: `[Stage 3:=====>      (12 + 2) / 40]` on stderr.
+//!
+//! Drawn only when stderr is a terminal and the stage has run for half a second, redrawn at most
+//! five times a second, erased when the stage ends.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use crate::ids::StageId;
+
+const WIDTH: usize = 40;
+
+pub(crate) struct ConsoleProgress {
+    enabled: bool,
+    started: Instant,
+    last_draw: Option<Instant>,
+    drawn: bool,
+}
+
+impl ConsoleProgress {
+    pub(crate) fn new(enabled: bool) -> Self {
+        ConsoleProgress { enabled: enabled && std::io::stderr().is_terminal(), started: Instant::now(), last_draw: None, drawn: false }
+    }
+
+    pub(crate) fn update(&mut self, stage: StageId, done: usize, running: usize, total: usize) {
+        if !self.enabled || self.started.elapsed() < Duration::from_millis(500) {
+            return;
+        }
+        if self.last_draw.is_some_and(|t| t.elapsed() < Duration::from_millis(200)) {
+            return;
+        }
+        self.last_draw = Some(Instant::now());
+        let filled = if total == 0 { WIDTH } else { WIDTH * done / total };
+        let bar: String = (0..WIDTH)
+            .map(|i| match i.cmp(&filled) {
+                std::cmp::Ordering::Less => '=',
+                std::cmp::Ordering::Equal => '>',
+                std::cmp::Ordering::Greater => ' ',
+            })
+            .collect();
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r[Stage {stage}:{bar}({done} + {running}) / {total}]");
+        let _ = err.flush();
+        self.drawn = true;
+    }
+
+    pub(crate) fn clear(&mut self) {
+        if self.drawn {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r{}\r", " ".repeat(WIDTH + 40));
+            let _ = err.flush();
+            self.drawn = false;
+        }
+    }
+}
+
+impl Drop for ConsoleProgress {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}

@@ -1,0 +1,70 @@
+//! The map-output tracker: which map outputs of each shuffle exist, and where.
+//!
+//! As Spark's `MapOutputTracker`: a shuffle map stage is complete when every map partition has a
+//! registered output; a fetch failure unregisters the bad output so that only that map
+//! partition is recomputed.
+
+use std::collections::HashMap;
+
+use flint_shuffle::{MapOutputFiles, MapStatus};
+use parking_lot::Mutex;
+
+use crate::ids::ShuffleId;
+
+/// One registered map output.
+#[derive(Clone, Debug)]
+pub(crate) struct MapOutput {
+    pub(crate) files: MapOutputFiles,
+    pub(crate) status: MapStatus,
+}
+
+/// Tracks map outputs of every shuffle of one context.
+#[derive(Default)]
+pub(crate) struct MapOutputTracker {
+    shuffles: Mutex<HashMap<ShuffleId, Vec<Option<MapOutput>>>>,
+}
+
+impl MapOutputTracker {
+    /// Makes sure `shuffle` is known with `num_maps` map partitions.
+    pub(crate) fn register_shuffle(&self, shuffle: ShuffleId, num_maps: usize) {
+        self.shuffles.lock().entry(shuffle).or_insert_with(|| vec![None; num_maps]);
+    }
+
+    pub(crate) fn register_output(&self, shuffle: ShuffleId, map_id: usize, output: MapOutput) {
+        let mut shuffles = self.shuffles.lock();
+        if let Some(slot) = shuffles.get_mut(&shuffle).and_then(|maps| maps.get_mut(map_id)) {
+            *slot = Some(output);
+        }
+    }
+
+    /// Forgets one map output (it is lost or corrupt). Returns whether it was registered.
+    pub(crate) fn unregister_output(&self, shuffle: ShuffleId, map_id: usize) -> bool {
+        let mut shuffles = self.shuffles.lock();
+        shuffles
+            .get_mut(&shuffle)
+            .and_then(|maps| maps.get_mut(map_id))
+            .map(|slot| slot.take().is_some())
+            .unwrap_or(false)
+    }
+
+    /// Map partitions of `shuffle` without an output.
+    pub(crate) fn missing(&self, shuffle: ShuffleId) -> Vec<usize> {
+        let shuffles = self.shuffles.lock();
+        match shuffles.get(&shuffle) {
+            Some(maps) => maps.iter().enumerate().filter(|(_, m)| m.is_none()).map(|(i, _)| i).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Every map output of `shuffle`, or the first missing map partition.
+    pub(crate) fn outputs(&self, shuffle: ShuffleId) -> Result<Vec<MapOutput>, usize> {
+        let shuffles = self.shuffles.lock();
+        let maps = shuffles.get(&shuffle).ok_or(0usize)?;
+        maps.iter().enumerate().map(|(i, m)| m.clone().ok_or(i)).collect()
+    }
+
+    /// Forgets a shuffle entirely.
+    pub(crate) fn remove_shuffle(&self, shuffle: ShuffleId) -> Option<Vec<Option<MapOutput>>> {
+        self.shuffles.lock().remove(&shuffle)
+    }
+}
