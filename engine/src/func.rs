@@ -38,7 +38,7 @@ pub trait Fun1<A, R>: Send + Sync + 'static {
     #[doc(hidden)]
     const SHIPPABLE: ();
     /// Calls the function.
-    fn call(&self, a: A) -> R;
+    fn call1(&self, a: A) -> R;
     /// Encodes the function's state.
     #[doc(hidden)]
     fn encode_state(&self) -> Result<Vec<u8>>;
@@ -57,7 +57,7 @@ pub trait Fun2<A, B, R>: Send + Sync + 'static {
     #[doc(hidden)]
     const SHIPPABLE: ();
     /// Calls the function.
-    fn call(&self, a: A, b: B) -> R;
+    fn call2(&self, a: A, b: B) -> R;
     /// Encodes the function's state.
     #[doc(hidden)]
     fn encode_state(&self) -> Result<Vec<u8>>;
@@ -75,7 +75,7 @@ where
     const SHIPPABLE: () = assert!(std::mem::size_of::<F>() == 0, "{}", CAPTURE_MESSAGE);
 
     #[inline]
-    fn call(&self, a: A) -> R {
+    fn call1(&self, a: A) -> R {
         self(a)
     }
 
@@ -95,7 +95,7 @@ where
     const SHIPPABLE: () = assert!(std::mem::size_of::<F>() == 0, "{}", CAPTURE_MESSAGE);
 
     #[inline]
-    fn call(&self, a: A, b: B) -> R {
+    fn call2(&self, a: A, b: B) -> R {
         self(a, b)
     }
 
@@ -153,7 +153,7 @@ where
     const SHIPPABLE: () = assert!(std::mem::size_of::<F>() == 0, "{}", CAPTURE_MESSAGE);
 
     #[inline]
-    fn call(&self, a: A) -> R {
+    fn call1(&self, a: A) -> R {
         (self.f)(&self.state, a)
     }
 
@@ -175,7 +175,7 @@ where
     const SHIPPABLE: () = assert!(std::mem::size_of::<F>() == 0, "{}", CAPTURE_MESSAGE);
 
     #[inline]
-    fn call(&self, a: A, b: B) -> R {
+    fn call2(&self, a: A, b: B) -> R {
         (self.f)(&self.state, a, b)
     }
 
@@ -283,24 +283,24 @@ mod tests {
     #[test]
     fn stateless_closure_round_trips() {
         let g = ship1(|x: i32| x * 3);
-        assert_eq!(g.f.call(7), 21);
+        assert_eq!(g.f.call1(7), 21);
     }
 
     #[test]
     fn captured_state_round_trips() {
         let g = ship1(with(vec![1, 2, 3], |v: &Vec<i32>, i: usize| v[i]));
-        assert_eq!(g.f.call(2), 3);
+        assert_eq!(g.f.call1(2), 3);
+    }
+
+    fn ship2<A, B, R, F: Fun2<A, B, R>>(f: F) -> Shipped2<F, A, B, R> {
+        let bytes = bincode::serialize(&Shipped2::new(f)).unwrap();
+        bincode::deserialize(&bytes).unwrap()
     }
 
     #[test]
     fn two_argument_functions_round_trip() {
-        let sum = |a: u64, b: u64| a + b;
-        let bytes = bincode::serialize(&Shipped2::new(sum)).unwrap();
-        let back: Shipped2<_, u64, u64, u64> = bincode::deserialize(&bytes).unwrap();
-        assert_eq!(back.f.call(2, 5), 7);
-        let scaled = with(10u64, |k: &u64, a: u64, b: u64| (a + b) * k);
-        let bytes = bincode::serialize(&Shipped2::new(scaled)).unwrap();
-        let back: Shipped2<With<u64, _>, u64, u64, u64> = bincode::deserialize(&bytes).unwrap();
-        assert_eq!(back.f.call(2, 5), 70);
+        assert_eq!(ship2(|a: u64, b: u64| a + b).f.call2(2, 5), 7);
+        let scaled = ship2(with(10u64, |k: &u64, a: u64, b: u64| (a + b) * k));
+        assert_eq!(scaled.f.call2(2, 5), 70);
     }
 }

@@ -85,8 +85,8 @@ impl<T: Data> Rdd<T> {
         let () = F::SHIPPABLE;
         let f = Arc::new(f);
         let g = f.clone();
-        let partials = self.per_partition("reduce", move |_, it| it.reduce(|a, b| g.call(a, b)))?;
-        partials.into_iter().flatten().reduce(|a, b| f.call(a, b)).ok_or(EngineError::EmptyRdd { action: "reduce" })
+        let partials = self.per_partition("reduce", move |_, it| it.reduce(|a, b| g.call2(a, b)))?;
+        partials.into_iter().flatten().reduce(|a, b| f.call2(a, b)).ok_or(EngineError::EmptyRdd { action: "reduce" })
     }
 
     /// Folds each partition from `zero`, then the partition results from `zero` again.
@@ -95,8 +95,8 @@ impl<T: Data> Rdd<T> {
         let () = F::SHIPPABLE;
         let f = Arc::new(f);
         let (g, z) = (f.clone(), zero.clone());
-        let partials = self.per_partition("fold", move |_, it| it.fold(z.clone(), |a, b| g.call(a, b)))?;
-        Ok(partials.into_iter().fold(zero, |a, b| f.call(a, b)))
+        let partials = self.per_partition("fold", move |_, it| it.fold(z.clone(), |a, b| g.call2(a, b)))?;
+        Ok(partials.into_iter().fold(zero, |a, b| f.call2(a, b)))
     }
 
     /// Aggregates each partition into a `U` with `seq`, then merges the `U`s with `comb`.
@@ -105,8 +105,8 @@ impl<T: Data> Rdd<T> {
         let ((), ()) = (F1::SHIPPABLE, F2::SHIPPABLE);
         let seq = Arc::new(seq);
         let z = zero.clone();
-        let partials = self.per_partition("aggregate", move |_, it| it.fold(z.clone(), |u, x| seq.call(u, x)))?;
-        Ok(partials.into_iter().fold(zero, |a, b| comb.call(a, b)))
+        let partials = self.per_partition("aggregate", move |_, it| it.fold(z.clone(), |u, x| seq.call2(u, x)))?;
+        Ok(partials.into_iter().fold(zero, |a, b| comb.call2(a, b)))
     }
 
     /// `aggregate` with the partition results merged in a tree of `depth` levels on the
@@ -127,7 +127,7 @@ impl<T: Data> Rdd<T> {
             "tree_aggregate",
             ClosurePartitionFn(move |_, it: BoxIter<T>| {
                 let seq = seq.clone();
-                Box::new(std::iter::once(it.fold(z.clone(), |u, x| seq.call(u, x)))) as BoxIter<U>
+                Box::new(std::iter::once(it.fold(z.clone(), |u, x| seq.call2(u, x)))) as BoxIter<U>
             }),
         );
         let mut n = partials.num_partitions();
@@ -144,10 +144,10 @@ impl<T: Data> Rdd<T> {
             let c = comb.clone();
             let agg = flint_shuffle::Aggregator::new(
                 |u| u,
-                move |a, b| c.call(a, b),
+                move |a, b| c.call2(a, b),
                 {
                     let c = comb.clone();
-                    move |a, b| c.call(a, b)
+                    move |a, b| c.call2(a, b)
                 },
             );
             partials = keyed
@@ -163,7 +163,7 @@ impl<T: Data> Rdd<T> {
                 .values();
         }
         let results = partials.collect()?;
-        Ok(results.into_iter().fold(zero, |a, b| comb.call(a, b)))
+        Ok(results.into_iter().fold(zero, |a, b| comb.call2(a, b)))
     }
 
     /// `reduce` with a tree of `depth` levels; an error on an empty RDD.
@@ -175,11 +175,11 @@ impl<T: Data> Rdd<T> {
         let reduced: Rdd<Option<T>> = self.with_partition_fn(
             "tree_reduce",
             ClosurePartitionFn(move |_, it: BoxIter<T>| {
-                Box::new(std::iter::once(it.reduce(|a, b| g.call(a, b)))) as BoxIter<Option<T>>
+                Box::new(std::iter::once(it.reduce(|a, b| g.call2(a, b)))) as BoxIter<Option<T>>
             }),
         );
         let merge = move |a: Option<T>, b: Option<T>| match (a, b) {
-            (Some(x), Some(y)) => Some(h.call(x, y)),
+            (Some(x), Some(y)) => Some(h.call2(x, y)),
             (x, None) => x,
             (None, y) => y,
         };
@@ -191,14 +191,14 @@ impl<T: Data> Rdd<T> {
     pub fn foreach<F: Fun1<T, ()>>(&self, f: F) -> Result<()> {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
-        self.per_partition("foreach", move |_, it| it.for_each(|x| f.call(x))).map(|_| ())
+        self.per_partition("foreach", move |_, it| it.for_each(|x| f.call1(x))).map(|_| ())
     }
 
     /// Runs `f` on every partition's iterator.
     pub fn foreach_partition<F: Fun1<BoxIter<T>, ()>>(&self, f: F) -> Result<()> {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
-        self.per_partition("foreach_partition", move |_, it| f.call(it)).map(|_| ())
+        self.per_partition("foreach_partition", move |_, it| f.call1(it)).map(|_| ())
     }
 
     /// Iterates the elements on the driver, running one job per partition as needed.
@@ -253,7 +253,7 @@ fn with_fn2<A, B, R, G: Fn(A, B) -> R + Send + Sync + 'static>(g: G) -> impl Fun
     struct Wrapped<G>(G);
     impl<A, B, R, G: Fn(A, B) -> R + Send + Sync + 'static> Fun2<A, B, R> for Wrapped<G> {
         const SHIPPABLE: () = ();
-        fn call(&self, a: A, b: B) -> R {
+        fn call2(&self, a: A, b: B) -> R {
             (self.0)(a, b)
         }
         fn encode_state(&self) -> Result<Vec<u8>> {

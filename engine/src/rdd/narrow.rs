@@ -48,14 +48,14 @@ impl<T: Data, U: Data, P: PartitionFn<T, U>> Compute<U> for MapPartitionsNode<T,
 pub(crate) struct MapFn<F>(F);
 impl<T: 'static, U: 'static, F: Fun1<T, U>> PartitionFn<T, U> for MapFn<F> {
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<U> {
-        Box::new(input.map(move |x| self.0.call(x)))
+        Box::new(input.map(move |x| self.0.call1(x)))
     }
 }
 
 pub(crate) struct FilterFn<F>(F);
 impl<T: 'static, F: for<'a> Fun1<&'a T, bool>> PartitionFn<T, T> for FilterFn<F> {
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<T> {
-        Box::new(input.filter(move |x| self.0.call(x)))
+        Box::new(input.filter(move |x| self.0.call1(x)))
     }
 }
 
@@ -67,7 +67,7 @@ where
     I::IntoIter: 'static,
 {
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<U> {
-        Box::new(input.flat_map(move |x| self.0.call(x)))
+        Box::new(input.flat_map(move |x| self.0.call1(x)))
     }
 }
 
@@ -79,7 +79,7 @@ where
     I::IntoIter: 'static,
 {
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<U> {
-        Box::new(self.0.call(input).into_iter())
+        Box::new(self.0.call1(input).into_iter())
     }
 }
 
@@ -91,7 +91,7 @@ where
     I::IntoIter: 'static,
 {
     fn apply(self: Arc<Self>, split: usize, input: BoxIter<T>) -> BoxIter<U> {
-        Box::new(self.0.call(split, input).into_iter())
+        Box::new(self.0.call2(split, input).into_iter())
     }
 }
 
@@ -217,6 +217,6 @@ where
 pub(crate) struct KeyByFn<F>(F);
 impl<T: 'static, K: 'static, F: for<'a> Fun1<&'a T, K>> PartitionFn<T, (K, T)> for KeyByFn<F> {
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<(K, T)> {
-        Box::new(input.map(move |x| (self.0.call(&x), x)))
+        Box::new(input.map(move |x| (self.0.call1(&x), x)))
     }
 }

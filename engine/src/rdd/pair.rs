@@ -42,7 +42,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             "map_values",
             ClosurePartitionFn(move |_, it: BoxIter<(K, V)>| {
                 let f = f.clone();
-                Box::new(it.map(move |(k, v)| (k, f.call(v)))) as BoxIter<(K, U)>
+                Box::new(it.map(move |(k, v)| (k, f.call1(v)))) as BoxIter<(K, U)>
             }),
         )
     }
@@ -62,7 +62,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             "flat_map_values",
             ClosurePartitionFn(move |_, it: BoxIter<(K, V)>| {
                 let f = f.clone();
-                Box::new(it.flat_map(move |(k, v)| f.call(v).into_iter().map(move |u| (k.clone(), u)))) as BoxIter<(K, U)>
+                Box::new(it.flat_map(move |(k, v)| f.call1(v).into_iter().map(move |u| (k.clone(), u)))) as BoxIter<(K, U)>
             }),
         )
     }
@@ -99,9 +99,9 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         let ((), (), ()) = (F1::SHIPPABLE, F2::SHIPPABLE, F3::SHIPPABLE);
         let (f1, f2, f3) = (Arc::new(create), Arc::new(merge_value), Arc::new(merge_combiners));
         let agg = Aggregator::new(
-            move |v| f1.call(v),
-            move |c, v| f2.call(c, v),
-            move |a, b| f3.call(a, b),
+            move |v| f1.call1(v),
+            move |c, v| f2.call2(c, v),
+            move |a, b| f3.call2(a, b),
         );
         self.aggregate_with("combine_by_key", agg, true, num_partitions)
     }
@@ -121,10 +121,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     ///
     /// ```
     /// # let ctx = flint_engine::Context::local(2).unwrap();
-    /// let counts = ctx.parallelize(vec![("a", 1), ("b", 1), ("a", 1)], 2).reduce_by_key(|x, y| x + y);
+    /// let counts = ctx.parallelize(vec![('a', 1), ('b', 1), ('a', 1)], 2).reduce_by_key(|x, y| x + y);
     /// let mut out = counts.collect().unwrap();
     /// out.sort();
-    /// assert_eq!(out, vec![("a", 2), ("b", 1)]);
+    /// assert_eq!(out, vec![('a', 2), ('b', 1)]);
     /// ```
     #[track_caller]
     pub fn reduce_by_key<F: Fun2<V, V, V>>(&self, f: F) -> Rdd<(K, V)> {
@@ -139,7 +139,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         let () = F::SHIPPABLE;
         let f = Arc::new(f);
         let g = f.clone();
-        let agg = Aggregator::new(|v| v, move |a, b| f.call(a, b), move |a, b| g.call(a, b));
+        let agg = Aggregator::new(|v| v, move |a, b| f.call2(a, b), move |a, b| g.call2(a, b));
         self.aggregate_with("reduce_by_key", agg, true, num_partitions)
     }
 
@@ -151,9 +151,9 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         let f = Arc::new(f);
         let (g, h) = (f.clone(), f.clone());
         let agg = Aggregator::new(
-            move |v| h.call(zero.clone(), v),
-            move |a, b| f.call(a, b),
-            move |a, b| g.call(a, b),
+            move |v| h.call2(zero.clone(), v),
+            move |a, b| f.call2(a, b),
+            move |a, b| g.call2(a, b),
         );
         self.aggregate_with("fold_by_key", agg, true, self.default_shuffle_partitions())
     }
@@ -166,9 +166,9 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         let seq = Arc::new(seq);
         let seq2 = seq.clone();
         let agg = Aggregator::new(
-            move |v| seq2.call(zero.clone(), v),
-            move |u, v| seq.call(u, v),
-            move |a, b| comb.call(a, b),
+            move |v| seq2.call2(zero.clone(), v),
+            move |u, v| seq.call2(u, v),
+            move |a, b| comb.call2(a, b),
         );
         self.aggregate_with("aggregate_by_key", agg, true, self.default_shuffle_partitions())
     }
@@ -235,11 +235,11 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     ///
     /// ```
     /// # let ctx = flint_engine::Context::local(2).unwrap();
-    /// let a = ctx.parallelize(vec![(1, "a"), (2, "b")], 2);
+    /// let a = ctx.parallelize(vec![(1, 'a'), (2, 'b')], 2);
     /// let b = ctx.parallelize(vec![(1, 'x'), (1, 'y'), (3, 'z')], 2);
     /// let mut j = a.join(&b).collect().unwrap();
     /// j.sort();
-    /// assert_eq!(j, vec![(1, ("a", 'x')), (1, ("a", 'y'))]);
+    /// assert_eq!(j, vec![(1, ('a', 'x')), (1, ('a', 'y'))]);
     /// ```
     #[track_caller]
     pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))> {

@@ -79,7 +79,7 @@ where
     I::IntoIter: 'static,
 {
     fn apply(self: Arc<Self>, _split: usize, _label: &str, a: BoxIter<A>, b: BoxIter<B>) -> BoxIter<U> {
-        Box::new(self.0.call(a, b).into_iter())
+        Box::new(self.0.call2(a, b).into_iter())
     }
 }
 
