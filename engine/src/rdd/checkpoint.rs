@@ -23,6 +23,8 @@ pub(crate) enum CheckpointState {
     None,
     /// Marked; `write` saves the partitions and returns the directory.
     Marked { write: Writer },
+    /// Being written by the job that follows the one that used it.
+    Writing,
     /// Saved under `dir`; lineage is cut.
     Done { dir: PathBuf },
 }
@@ -89,13 +91,24 @@ pub(crate) fn mark_rdd<T: Data>(rdd: &Rdd<T>) -> Result<()> {
 pub(crate) fn write_marked(ctx: &Context, root: &Arc<dyn super::RddNode>) -> Result<()> {
     let mut marked = Vec::new();
     super::walk_lineage(root, |node| {
-        if let CheckpointState::Marked { write } = &*node.meta().checkpoint.lock().expect("checkpoint state lock") {
-            marked.push((node.clone(), write.clone()));
+        let mut state = node.meta().checkpoint.lock().expect("checkpoint state lock");
+        if matches!(*state, CheckpointState::Marked { .. }) {
+            // Writing runs a job, whose end must not start writing the same checkpoint again.
+            if let CheckpointState::Marked { write } = std::mem::replace(&mut *state, CheckpointState::Writing) {
+                marked.push((node.clone(), write));
+            }
         }
         Ok(())
     })?;
     for (node, write) in marked {
-        let dir = write(ctx)?;
+        let dir = match write(ctx) {
+            Ok(dir) => dir,
+            Err(e) => {
+                // Leave it marked: the next job tries again.
+                *node.meta().checkpoint.lock().expect("checkpoint state lock") = CheckpointState::Marked { write };
+                return Err(e);
+            }
+        };
         tracing::info!(rdd = %node.meta().id, path = %dir.display(), "checkpoint written; lineage cut");
         *node.meta().checkpoint.lock().expect("checkpoint state lock") = CheckpointState::Done { dir };
     }

@@ -1,0 +1,30 @@
+//! Flags every example shares.
+
+use clap::Args;
+use flint::{Context, Result};
+
+/// `--master` and `--json`, common to all examples.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Where to run: local, local[N], local[*].
+    #[arg(long, default_value = "local[*]")]
+    pub master: String,
+    /// Print one JSON object with the results on stdout (last line).
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Common {
+    /// A context for this example.
+    pub fn context(&self, app_name: &str) -> Result<Context> {
+        Context::builder().master(self.master.as_str()).app_name(app_name).build()
+    }
+}
+
+/// Runs an example's `main` body, printing an error with its causes and exiting 1 on failure.
+pub fn run(body: impl FnOnce() -> Result<()>) {
+    if let Err(e) = flint::init().and_then(|()| body()) {
+        eprintln!("error: {}", flint::report(&e));
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,46 @@
+//! Word count: words are maximal runs of non-whitespace characters (Unicode whitespace), case
+//! kept.
+
+use std::path::Path;
+
+use flint::prelude::*;
+use flint::Result;
+use serde::Serialize;
+
+/// What `wordcount` reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WordCountReport {
+    /// Words in the input.
+    pub total_words: u64,
+    /// Distinct words.
+    pub distinct_words: u64,
+    /// The most frequent words, by count descending, then word ascending.
+    pub top: Vec<(String, u64)>,
+}
+
+/// `(word, count)` for every distinct word of the lines of `input`.
+pub fn word_counts(ctx: &Context, input: &str) -> Rdd<(String, u64)> {
+    ctx.text_file(input, ctx.default_parallelism())
+        .flat_map(|line: String| line.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .map(|word: String| (word, 1u64))
+        .reduce_by_key(|a, b| a + b)
+}
+
+/// Counts the words of `input`, keeps the `top` most frequent, and writes all counts as
+/// `word<TAB>count` lines to `output` when given.
+pub fn run(ctx: &Context, input: &str, top: usize, output: Option<&Path>) -> Result<WordCountReport> {
+    let counts = word_counts(ctx, input).cache();
+    let total_words = counts.values().fold(0, |a, b| a + b)?;
+    let distinct_words = counts.count()?;
+    // Smallest (count descending, word ascending) = largest counts first.
+    let top = counts
+        .map(|(w, c): (String, u64)| (u64::MAX - c, w))
+        .take_ordered(top)?
+        .into_iter()
+        .map(|(inv, w)| (w, u64::MAX - inv))
+        .collect();
+    if let Some(dir) = output {
+        counts.map(|(w, c): (String, u64)| format!("{w}\t{c}")).save_as_text_file(dir)?;
+    }
+    Ok(WordCountReport { total_words, distinct_words, top })
+}
