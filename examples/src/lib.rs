@@ -5,6 +5,7 @@
 //! context and calls the job function.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod cli;
 pub mod pagerank;
 pub mod pi;

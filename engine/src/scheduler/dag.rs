@@ -5,9 +5,10 @@
 //!   exist (an earlier job wrote them) is skipped, and only *missing* partitions ever run;
 //! - a failed task is retried up to `max_task_failures` attempts, then the job fails with an
 //!   error naming job, stage, partition, attempt and cause;
-//! - a fetch failure (missing or corrupt shuffle block) unregisters that one map output; the map
-//!   stage then has a missing partition, which is recomputed from lineage before the failed
-//!   reduce tasks run again (at most `max_stage_attempts` times per stage);
+//! - a fetch failure (missing or corrupt shuffle block) unregisters that one map output, and any
+//!   other output of the same shuffle whose files are gone; the map stage then has missing
+//!   partitions, which are recomputed from lineage before the failed reduce tasks run again
+//!   (at most `max_stage_attempts` times per stage);
 //! - accumulator updates are merged only from successful attempts, once per result partition.
 //!
 //! Each job runs this loop on the thread that called the action, so jobs from several driver
@@ -321,12 +322,17 @@ impl JobRun<'_> {
     fn drive(&mut self) -> Result<()> {
         let (tx, rx) = unbounded::<TaskEnd>();
         let mut failure: Option<EngineError> = None;
+        // Submitting scans every stage's missing partitions, so it happens only when something
+        // could have become runnable: at the start, when a stage has no task left running, and
+        // after a failure. (Scanning after every task made 100,000-task jobs quadratic.)
+        let mut should_submit = true;
         loop {
             if failure.is_none() {
                 if self.killed.load(Ordering::Relaxed) {
                     failure = Some(EngineError::Cancelled { job: self.job });
-                } else {
+                } else if should_submit {
                     self.submit_ready(&tx);
+                    should_submit = false;
                 }
             }
             if failure.is_none() && self.done == self.results.len() {
@@ -339,7 +345,12 @@ impl JobRun<'_> {
             }
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(end) => {
-                    if let Err(e) = self.handle(end, &tx) {
+                    let stage = end.tref.stage;
+                    let succeeded = end.result.is_ok();
+                    let handled = self.handle(end, &tx);
+                    should_submit |= !succeeded
+                        || self.stage_index(stage).is_some_and(|i| self.stages[i].in_flight.is_empty());
+                    if let Err(e) = handled {
                         if failure.is_none() {
                             // Stop the job's other tasks and wait for them before returning.
                             self.killed.store(true, Ordering::Relaxed);
@@ -357,6 +368,9 @@ impl JobRun<'_> {
     }
 
     fn draw_progress(&mut self) {
+        if !self.progress.is_due() {
+            return;
+        }
         if let Some(idx) = self.order.iter().copied().find(|i| !self.stages[*i].in_flight.is_empty()) {
             let stage = &self.stages[idx];
             let (total, done) = match &stage.kind {
@@ -475,8 +489,11 @@ impl JobRun<'_> {
             Err(TaskFailure::Killed { .. }) if self.killed.load(Ordering::Relaxed) => Ok(()),
             Err(TaskFailure::FetchFailed { shuffle, map_id, reduce_id, detail }) => {
                 let lost = self.sched.env.map_outputs.unregister_output(shuffle, map_id);
+                // Other outputs of the shuffle whose files are gone too are recomputed in the
+                // same stage attempt (they would otherwise cost one attempt each).
+                let also_lost = self.sched.env.map_outputs.unregister_missing_files(shuffle);
                 let stage = &mut self.stages[idx];
-                tracing::warn!(task = %end.tref, %shuffle, map_id, reduce_id, %detail, "fetch failed; recomputing the map output from lineage");
+                tracing::warn!(task = %end.tref, %shuffle, map_id, reduce_id, %detail, ?also_lost, "fetch failed; recomputing the map output from lineage");
                 if lost {
                     stage.fetch_failures += 1;
                 }

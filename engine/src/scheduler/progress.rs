@@ -22,11 +22,15 @@ impl ConsoleProgress {
         ConsoleProgress { enabled: enabled && std::io::stderr().is_terminal(), started: Instant::now(), last_draw: None, drawn: false }
     }
 
+    /// Whether a redraw would happen now (cheap; callers check it before gathering counts).
+    pub(crate) fn is_due(&self) -> bool {
+        self.enabled
+            && self.started.elapsed() >= Duration::from_millis(500)
+            && !self.last_draw.is_some_and(|t| t.elapsed() < Duration::from_millis(200))
+    }
+
     pub(crate) fn update(&mut self, stage: StageId, done: usize, running: usize, total: usize) {
-        if !self.enabled || self.started.elapsed() < Duration::from_millis(500) {
-            return;
-        }
-        if self.last_draw.is_some_and(|t| t.elapsed() < Duration::from_millis(200)) {
+        if !self.is_due() {
             return;
         }
         self.last_draw = Some(Instant::now());

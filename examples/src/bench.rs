@@ -1,0 +1,60 @@
+//! Micro-benchmarks of the engine, the same work as `../shared/peers/spark_bench.py` runs on
+//! Spark: tiny-job latency, empty-task throughput, shuffle-heavy sort and group-by, and an
+//! aggregation larger than the memory limit.
+
+use std::time::Instant;
+
+use flint::prelude::*;
+use flint::Result;
+
+/// The multiplicative hash the peer benchmark uses for pseudo-random 32-bit keys.
+const H: i64 = 2_654_435_761;
+
+/// Latencies (seconds) of `jobs` one-task jobs `parallelize([1], 1).count()`, after one warm-up.
+pub fn tiny_job_latencies(ctx: &Context, jobs: usize) -> Result<Vec<f64>> {
+    ctx.parallelize(vec![1u8], 1).count()?;
+    let mut lat = Vec::with_capacity(jobs);
+    for _ in 0..jobs {
+        let start = Instant::now();
+        let n = ctx.parallelize(vec![1u8], 1).count()?;
+        lat.push(start.elapsed().as_secs_f64());
+        debug_assert_eq!(n, 1);
+    }
+    Ok(lat)
+}
+
+/// Seconds to run one job of `tasks` empty tasks (`range(0, tasks, tasks).count()`).
+pub fn empty_tasks(ctx: &Context, tasks: usize) -> Result<f64> {
+    let start = Instant::now();
+    let n = ctx.range(0, tasks as i64, tasks).count()?;
+    assert_eq!(n, tasks as u64);
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// The peer benchmark's `(k, v)` pairs: `v` in `0..n`, `k` a 32-bit hash of `v`, 8 partitions.
+pub fn pairs(ctx: &Context, n: u64) -> Rdd<(i64, i64)> {
+    ctx.range(0, n as i64, 8).map(|v: i64| ((v.wrapping_mul(H)) & 0xFFFF_FFFF, v))
+}
+
+/// `sortByKey(8).count()` of the pairs.
+pub fn sort_pairs(ctx: &Context, n: u64) -> Result<u64> {
+    pairs(ctx, n).sort_by_key(true, 8).count()
+}
+
+/// `(k mod 10^6, v).groupByKey(8)`, then the sum of group sizes.
+pub fn group_pairs(ctx: &Context, n: u64) -> Result<u64> {
+    pairs(ctx, n)
+        .map(|(k, v): (i64, i64)| (k % 1_000_000, v))
+        .group_by_key_into(8)
+        .map(|(_, vs): (i64, Vec<i64>)| vs.len() as u64)
+        .fold(0, |a, b| a + b)
+}
+
+/// Sum per key over `n` records with `distinct` keys (each key's sum is `k * copies` style
+/// data): an aggregation whose state is far larger than a small memory limit.
+pub fn aggregate_distinct(ctx: &Context, n: u64, distinct: u64) -> Result<u64> {
+    ctx.range(0, n as i64, 8)
+        .map(with(distinct as i64, |d: &i64, v: i64| ((v.wrapping_mul(H) & 0xFFFF_FFFF) % d, v)))
+        .reduce_by_key(|a: i64, b: i64| a.wrapping_add(b))
+        .count()
+}

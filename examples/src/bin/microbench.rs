@@ -1,0 +1,81 @@
+//! `microbench latency|tasks|sort|group|aggregate [--n N] [--master M] [--memory-limit SIZE]`
+//!
+//! Prints one JSON object per run on stdout. See BENCHMARKS.md.
+use std::time::Instant;
+
+use clap::{Parser, ValueEnum};
+use flint::Context;
+use flint_examples::{bench, cli};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Case {
+    /// 1-task jobs, median latency (n = jobs, default 500).
+    Latency,
+    /// One job of n empty tasks (default 100000).
+    Tasks,
+    /// sort_by_key(8) of n (int, int) pairs (default 10M).
+    Sort,
+    /// group_by_key(8) of n pairs on 10^6 keys (default 10M).
+    Group,
+    /// reduce_by_key over n records with n/2 distinct keys (default 20M).
+    Aggregate,
+}
+
+/// Engine micro-benchmarks.
+#[derive(Parser, Debug)]
+struct Args {
+    case: Case,
+    /// Size (jobs, tasks or records; see the case).
+    #[arg(long)]
+    n: Option<u64>,
+    /// Shuffle/aggregation memory limit, e.g. 64m.
+    #[arg(long)]
+    memory_limit: Option<String>,
+    /// Repetitions.
+    #[arg(long, default_value_t = 1)]
+    reps: usize,
+    #[arg(long, default_value = "local[2]")]
+    master: String,
+}
+
+fn main() {
+    let args = Args::parse();
+    cli::run(|| {
+        let mut builder = Context::builder().master(args.master.as_str()).app_name("microbench").show_progress(false);
+        if let Some(limit) = &args.memory_limit {
+            builder = builder.set("memory_limit_bytes", limit)?;
+        }
+        let ctx = builder.build()?;
+        for rep in 0..args.reps {
+            let json = match args.case {
+                Case::Latency => {
+                    let jobs = args.n.unwrap_or(500) as usize;
+                    let mut lat = bench::tiny_job_latencies(&ctx, jobs)?;
+                    lat.sort_by(f64::total_cmp);
+                    let ms = |q: usize| lat[q.min(lat.len() - 1)] * 1e3;
+                    serde_json::json!({"case": "tiny_job_latency", "rep": rep, "jobs": jobs,
+                        "median_ms": ms(lat.len() / 2), "p10_ms": ms(lat.len() / 10), "p90_ms": ms(lat.len() * 9 / 10)})
+                }
+                Case::Tasks => {
+                    let tasks = args.n.unwrap_or(100_000) as usize;
+                    let s = bench::empty_tasks(&ctx, tasks)?;
+                    serde_json::json!({"case": "empty_tasks", "rep": rep, "tasks": tasks, "seconds": s, "tasks_per_s": tasks as f64 / s})
+                }
+                Case::Sort | Case::Group | Case::Aggregate => {
+                    let n = args.n.unwrap_or(if matches!(args.case, Case::Aggregate) { 20_000_000 } else { 10_000_000 });
+                    let start = Instant::now();
+                    let (name, result) = match args.case {
+                        Case::Sort => ("shuffle_sort", bench::sort_pairs(&ctx, n)?),
+                        Case::Group => ("shuffle_groupby", bench::group_pairs(&ctx, n)?),
+                        _ => ("aggregate_distinct", bench::aggregate_distinct(&ctx, n, n / 2)?),
+                    };
+                    let s = start.elapsed().as_secs_f64();
+                    serde_json::json!({"case": name, "rep": rep, "records": n, "result": result, "seconds": s,
+                        "m_records_per_s": n as f64 / s / 1e6, "memory_limit_bytes": ctx.config().memory_limit_bytes})
+                }
+            };
+            println!("{json}");
+        }
+        Ok(())
+    });
+}
