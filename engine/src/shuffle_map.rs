@@ -47,6 +47,28 @@ impl MapOutputTracker {
             .unwrap_or(false)
     }
 
+    /// Forgets every output of `shuffle` whose data or index file is gone, and returns their
+    /// map partitions. One fetch failure that finds a file missing often means more files of
+    /// the shuffle were lost (a cleaned or failed local directory): this finds them all at
+    /// once, so they are recomputed together rather than one per stage attempt (as Spark
+    /// unregisters every output of an executor whose files are lost). A corrupt file is only
+    /// found by reading it, so it is still unregistered by its own fetch failure. Map outputs
+    /// are files of this process in local mode; executors will answer this in distributed mode.
+    pub(crate) fn unregister_missing_files(&self, shuffle: ShuffleId) -> Vec<usize> {
+        let mut shuffles = self.shuffles.lock();
+        let Some(maps) = shuffles.get_mut(&shuffle) else {
+            return Vec::new();
+        };
+        let mut lost = Vec::new();
+        for (map_id, slot) in maps.iter_mut().enumerate() {
+            if slot.as_ref().is_some_and(|o| !o.files.data.exists() || !o.files.index.exists()) {
+                *slot = None;
+                lost.push(map_id);
+            }
+        }
+        lost
+    }
+
     /// Map partitions of `shuffle` without an output.
     pub(crate) fn missing(&self, shuffle: ShuffleId) -> Vec<usize> {
         let shuffles = self.shuffles.lock();

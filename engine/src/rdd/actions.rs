@@ -1,7 +1,9 @@
 //! Actions: operations that run a job and bring a result to the driver (or write output).
 //!
 //! Every action is "compute a small value per partition, then combine on the driver": it builds
-//! a partition function, runs one job over it and folds the per-partition results.
+//! a partition function, runs one job over it and folds the per-partition results. Actions are
+//! `#[track_caller]`, so the stage a job runs is named after the user's call of the action
+//! ("count at wc.rs:12"), not after this file.
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -17,6 +19,7 @@ use crate::func::{Fun1, Fun2};
 
 impl<T: Data> Rdd<T> {
     /// Runs `per_partition` on every partition and returns one value per partition.
+    #[track_caller]
     pub(crate) fn per_partition<U: Data>(
         &self,
         op: &str,
@@ -42,17 +45,20 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Number of elements.
+    #[track_caller]
     pub fn count(&self) -> Result<u64> {
         Ok(self.per_partition("count", |_, it| it.count() as u64)?.into_iter().sum())
     }
 
     /// Whether the RDD has no elements.
+    #[track_caller]
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.take(1)?.is_empty())
     }
 
     /// The first `n` elements, scanning as few partitions as possible (as Spark: one partition,
     /// then four times as many per round).
+    #[track_caller]
     pub fn take(&self, n: usize) -> Result<Vec<T>> {
         let total = self.num_partitions();
         let mut out = Vec::new();
@@ -75,11 +81,13 @@ impl<T: Data> Rdd<T> {
     }
 
     /// The first element; an error on an empty RDD.
+    #[track_caller]
     pub fn first(&self) -> Result<T> {
         self.take(1)?.into_iter().next().ok_or(EngineError::EmptyRdd { action: "first" })
     }
 
     /// Merges all elements with `f` (associative, commutative); an error on an empty RDD.
+    #[track_caller]
     pub fn reduce<F: Fun2<T, T, T>>(&self, f: F) -> Result<T> {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
@@ -90,6 +98,7 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Folds each partition from `zero`, then the partition results from `zero` again.
+    #[track_caller]
     pub fn fold<F: Fun2<T, T, T>>(&self, zero: T, f: F) -> Result<T> {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
@@ -100,6 +109,7 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Aggregates each partition into a `U` with `seq`, then merges the `U`s with `comb`.
+    #[track_caller]
     pub fn aggregate<U: Data, F1: Fun2<U, T, U>, F2: Fun2<U, U, U>>(&self, zero: U, seq: F1, comb: F2) -> Result<U> {
         #[allow(clippy::let_unit_value)]
         let ((), ()) = (F1::SHIPPABLE, F2::SHIPPABLE);
@@ -111,6 +121,7 @@ impl<T: Data> Rdd<T> {
 
     /// `aggregate` with the partition results merged in a tree of `depth` levels on the
     /// cluster (as Spark's `treeAggregate`), so the driver receives few results.
+    #[track_caller]
     pub fn tree_aggregate<U: Data, F1: Fun2<U, T, U>, F2: Fun2<U, U, U>>(
         &self,
         zero: U,
@@ -167,6 +178,7 @@ impl<T: Data> Rdd<T> {
     }
 
     /// `reduce` with a tree of `depth` levels; an error on an empty RDD.
+    #[track_caller]
     pub fn tree_reduce<F: Fun2<T, T, T>>(&self, f: F, depth: u32) -> Result<T> {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
@@ -188,6 +200,7 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Runs `f` on every element (for its side effects, e.g. accumulators).
+    #[track_caller]
     pub fn foreach<F: Fun1<T, ()>>(&self, f: F) -> Result<()> {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
@@ -195,6 +208,7 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Runs `f` on every partition's iterator.
+    #[track_caller]
     pub fn foreach_partition<F: Fun1<BoxIter<T>, ()>>(&self, f: F) -> Result<()> {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
@@ -209,6 +223,7 @@ impl<T: Data> Rdd<T> {
     /// Writes one text file per partition (`part-00000`, ...) into the new directory `path`,
     /// each element on its own line; files appear atomically (temporary file, then rename) and
     /// `_SUCCESS` marks a complete output. An existing `path` is an error (nothing is overwritten).
+    #[track_caller]
     pub fn save_as_text_file(&self, path: impl AsRef<Path>) -> Result<()>
     where
         T: Display,
@@ -268,23 +283,27 @@ fn with_fn2<A, B, R, G: Fn(A, B) -> R + Send + Sync + 'static>(g: G) -> impl Fun
 
 impl<T: Data + Ord> Rdd<T> {
     /// The `n` smallest elements, ascending.
+    #[track_caller]
     pub fn take_ordered(&self, n: usize) -> Result<Vec<T>> {
         let partials = self.per_partition("take_ordered", move |_, it| smallest(it, n))?;
         Ok(smallest(partials.into_iter().flatten(), n))
     }
 
     /// The `n` largest elements, descending.
+    #[track_caller]
     pub fn top(&self, n: usize) -> Result<Vec<T>> {
         let partials = self.per_partition("top", move |_, it| largest(it, n))?;
         Ok(largest(partials.into_iter().flatten(), n))
     }
 
     /// The largest element; an error on an empty RDD.
+    #[track_caller]
     pub fn max(&self) -> Result<T> {
         self.reduce(|a: T, b: T| if b > a { b } else { a })
     }
 
     /// The smallest element; an error on an empty RDD.
+    #[track_caller]
     pub fn min(&self) -> Result<T> {
         self.reduce(|a: T, b: T| if b < a { b } else { a })
     }
@@ -313,12 +332,14 @@ fn largest<T: Ord>(it: impl Iterator<Item = T>, n: usize) -> Vec<T> {
 
 impl<T: Key> Rdd<T> {
     /// How often each distinct element occurs.
+    #[track_caller]
     pub fn count_by_value(&self) -> Result<HashMap<T, u64>> {
         self.map(|x: T| (x, 1u64)).count_by_key_summed()
     }
 }
 
 impl<K: Key, V: Data> Rdd<(K, V)> {
+    #[track_caller]
     fn count_by_key_summed(&self) -> Result<HashMap<K, u64>>
     where
         V: Into<u64>,
