@@ -31,13 +31,16 @@ pub use flint_engine::*;
 
 /// The machine learning library.
 pub mod ml {
+    // flint-mllib has no public items until its issue lands.
+    #[allow(unused_imports)]
     pub use flint_mllib::*;
 }
 
 /// Everything a driver program usually needs.
 pub mod prelude {
     pub use flint_engine::{
-        Accumulator, BoxIter, Broadcast, Context, EngineError, HashPartitioner, RangePartitioner, Rdd, StorageLevel, with,
+        Accumulator, BoxIter, Broadcast, Context, EngineError, HashPartitioner, RangePartitioner, Rdd, StorageLevel,
+        with,
     };
 }
 
@@ -48,6 +51,9 @@ pub fn init() -> Result<()> {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("FLINT_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
     // A subscriber set by the program (or a second init) wins; that is not an error.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     Ok(())
 }

@@ -64,7 +64,10 @@ pub struct Accumulator<T> {
 
 impl<T: AccumulatorValue> Accumulator<T> {
     pub(crate) fn new(id: AccumulatorId, initial: T) -> Self {
-        Accumulator { id, value: Some(Arc::new(Mutex::new(initial))) }
+        Accumulator {
+            id,
+            value: Some(Arc::new(Mutex::new(initial))),
+        }
     }
 
     /// This accumulator's id.
@@ -78,10 +81,8 @@ impl<T: AccumulatorValue> Accumulator<T> {
         let in_task = with_task_updates(|updates| {
             updates.add(self.id, pending.take().expect("value not yet used"));
         });
-        if !in_task {
-            if let (Some(cell), Some(v)) = (&self.value, pending) {
-                cell.lock().merge(v);
-            }
+        if !in_task && let (Some(cell), Some(v)) = (&self.value, pending) {
+            cell.lock().merge(v);
         }
     }
 
@@ -103,13 +104,18 @@ impl<T: AccumulatorValue> Accumulator<T> {
 
 impl<T> Clone for Accumulator<T> {
     fn clone(&self) -> Self {
-        Accumulator { id: self.id, value: self.value.clone() }
+        Accumulator {
+            id: self.id,
+            value: self.value.clone(),
+        }
     }
 }
 
 impl<T: fmt::Debug> fmt::Debug for Accumulator<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Accumulator").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Accumulator")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -121,7 +127,10 @@ impl<T> Serialize for Accumulator<T> {
 
 impl<'de, T> Deserialize<'de> for Accumulator<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Accumulator { id: AccumulatorId::deserialize(d)?, value: None })
+        Ok(Accumulator {
+            id: AccumulatorId::deserialize(d)?,
+            value: None,
+        })
     }
 }
 
@@ -134,11 +143,11 @@ pub(crate) struct AccumulatorUpdates {
 impl AccumulatorUpdates {
     fn add<T: AccumulatorValue>(&mut self, id: AccumulatorId, v: T) {
         for (eid, value) in &mut self.entries {
-            if *eid == id {
-                if let Some(existing) = value.downcast_mut::<T>() {
-                    existing.merge(v);
-                    return;
-                }
+            if *eid == id
+                && let Some(existing) = value.downcast_mut::<T>()
+            {
+                existing.merge(v);
+                return;
             }
         }
         self.entries.push((id, Box::new(v)));

@@ -20,7 +20,10 @@ pub struct Broadcast<T> {
 
 impl<T: Data> Broadcast<T> {
     pub(crate) fn new(id: BroadcastId, value: T) -> Self {
-        Broadcast { id, value: Arc::new(value) }
+        Broadcast {
+            id,
+            value: Arc::new(value),
+        }
     }
 
     /// This broadcast's id.
@@ -43,13 +46,19 @@ impl<T> Deref for Broadcast<T> {
 
 impl<T> Clone for Broadcast<T> {
     fn clone(&self) -> Self {
-        Broadcast { id: self.id, value: self.value.clone() }
+        Broadcast {
+            id: self.id,
+            value: self.value.clone(),
+        }
     }
 }
 
 impl<T: fmt::Debug> fmt::Debug for Broadcast<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Broadcast").field("id", &self.id).field("value", &self.value).finish()
+        f.debug_struct("Broadcast")
+            .field("id", &self.id)
+            .field("value", &self.value)
+            .finish()
     }
 }
 
@@ -62,6 +71,9 @@ impl<T: Serialize> Serialize for Broadcast<T> {
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Broadcast<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let (id, value) = <(BroadcastId, T)>::deserialize(d)?;
-        Ok(Broadcast { id, value: Arc::new(value) })
+        Ok(Broadcast {
+            id,
+            value: Arc::new(value),
+        })
     }
 }

@@ -70,7 +70,10 @@ impl<O> FnOffset<DecodeFn<O>> {
     /// Names `f` by its offset from the anchor.
     pub(crate) fn of(f: DecodeFn<O>) -> Self {
         let addr = f as *const () as usize;
-        FnOffset { offset: addr as i64 - anchor_addr() as i64, _fn: PhantomData }
+        FnOffset {
+            offset: addr as i64 - anchor_addr() as i64,
+            _fn: PhantomData,
+        }
     }
 
     /// Calls the function this offset names.
@@ -91,7 +94,12 @@ impl<O> FnOffset<DecodeFn<O>> {
 
 /// Produces the value of a zero-sized type (a closure that captures nothing).
 pub(crate) fn conjure_stateless<F>() -> F {
-    const { assert!(std::mem::size_of::<F>() == 0, "only zero-sized functions can be conjured") };
+    const {
+        assert!(
+            std::mem::size_of::<F>() == 0,
+            "only zero-sized functions can be conjured"
+        )
+    };
     // SAFETY: `F` is zero-sized (checked at compile time above), so it has no bytes that could
     // be invalid, and it is inhabited: the sending process held a value of `F`. See the module
     // documentation for the one caveat (safety invariants of captured zero-sized tokens).

@@ -34,14 +34,15 @@ pub enum Master {
 impl Master {
     /// Parses a master URL: `local`, `local[N]` or `local[*]`.
     pub fn parse(url: &str) -> Result<Master> {
-        let bad = || {
-            EngineError::invalid("master", url, "expected local, local[N] or local[*]")
-        };
+        let bad = || EngineError::invalid("master", url, "expected local, local[N] or local[*]");
         let url = url.trim();
         if url == "local" {
             return Ok(Master::Local { threads: 1 });
         }
-        let inner = url.strip_prefix("local[").and_then(|s| s.strip_suffix(']')).ok_or_else(bad)?;
+        let inner = url
+            .strip_prefix("local[")
+            .and_then(|s| s.strip_suffix(']'))
+            .ok_or_else(bad)?;
         let threads = if inner == "*" {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
         } else {
@@ -182,7 +183,10 @@ impl ConfigBuilder {
     }
 
     fn build_with_env(self, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
-        let master_url = self.master.or_else(|| env("FLINT_MASTER")).unwrap_or_else(|| "local[*]".into());
+        let master_url = self
+            .master
+            .or_else(|| env("FLINT_MASTER"))
+            .unwrap_or_else(|| "local[*]".into());
         let master = Master::parse(&master_url)?;
         let from_env = |var: &str, key: &str, parse: fn(&str, &str) -> Result<u64>| -> Result<Option<u64>> {
             env(var).map(|v| parse(key, &v)).transpose()
@@ -223,19 +227,32 @@ impl ConfigBuilder {
             .unwrap_or(4),
         };
         if max_task_failures == 0 || max_stage_attempts == 0 {
-            return Err(EngineError::invalid("max_task_failures/max_stage_attempts", 0, "must be at least 1"));
+            return Err(EngineError::invalid(
+                "max_task_failures/max_stage_attempts",
+                0,
+                "must be at least 1",
+            ));
         }
         let shuffle_compress = match self.shuffle_compress {
             Some(b) => b,
-            None => env("FLINT_SHUFFLE_COMPRESS").map(|v| parse_bool("shuffle_compress", &v)).transpose()?.unwrap_or(true),
+            None => env("FLINT_SHUFFLE_COMPRESS")
+                .map(|v| parse_bool("shuffle_compress", &v))
+                .transpose()?
+                .unwrap_or(true),
         };
         let show_progress = match self.show_progress {
             Some(b) => b,
-            None => env("FLINT_PROGRESS").map(|v| parse_bool("show_progress", &v)).transpose()?.unwrap_or(true),
+            None => env("FLINT_PROGRESS")
+                .map(|v| parse_bool("show_progress", &v))
+                .transpose()?
+                .unwrap_or(true),
         };
         Ok(Config {
             master,
-            app_name: self.app_name.or_else(|| env("FLINT_APP_NAME")).unwrap_or_else(|| "flint".into()),
+            app_name: self
+                .app_name
+                .or_else(|| env("FLINT_APP_NAME"))
+                .unwrap_or_else(|| "flint".into()),
             default_parallelism,
             memory_limit_bytes,
             storage_memory_bytes,
@@ -246,16 +263,21 @@ impl ConfigBuilder {
             max_task_failures,
             max_stage_attempts,
             shuffle_compress,
-            checkpoint_dir: self.checkpoint_dir.or_else(|| env("FLINT_CHECKPOINT_DIR").map(PathBuf::from)),
+            checkpoint_dir: self
+                .checkpoint_dir
+                .or_else(|| env("FLINT_CHECKPOINT_DIR").map(PathBuf::from)),
             show_progress,
         })
     }
 }
 
 fn parse_count(key: &str, value: &str) -> Result<usize> {
-    value.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
-        EngineError::invalid(key, value, "expected a whole number of at least 1")
-    })
+    value
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| EngineError::invalid(key, value, "expected a whole number of at least 1"))
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool> {
@@ -321,7 +343,11 @@ mod tests {
         assert_eq!(c.default_parallelism, 3);
         assert_eq!(c.memory_limit_bytes, 64 << 20);
         assert_eq!(c.max_task_failures, 4);
-        let c = ConfigBuilder::default().master("local[2]").memory_limit_bytes(1000).build_with_env(env).unwrap();
+        let c = ConfigBuilder::default()
+            .master("local[2]")
+            .memory_limit_bytes(1000)
+            .build_with_env(env)
+            .unwrap();
         assert_eq!(c.master, Master::Local { threads: 2 });
         assert_eq!(c.memory_limit_bytes, 1000);
     }

@@ -3,8 +3,8 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use flint_shuffle::{MemoryBudget, ShuffleDirs, ShuffleEnv};
 
@@ -15,7 +15,7 @@ use crate::data::Data;
 use crate::env::ExecutorEnv;
 use crate::error::{EngineError, Result};
 use crate::ids::{AccumulatorId, BroadcastId, IdGen, JobId, RddId, ShuffleId};
-use crate::rdd::{iterator, Rdd};
+use crate::rdd::{Rdd, iterator};
 use crate::scheduler::dag::{Scheduler, SchedulerLimits};
 use crate::scheduler::local::LocalBackend;
 use crate::scheduler::{Listener, ResultRunner, SchedulerEvent};
@@ -151,9 +151,16 @@ impl Context {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "flint".into());
-        let shuffle_err = |e: flint_shuffle::ShuffleError| EngineError::Shuffle { shuffle: ShuffleId(0), source: e };
+        let shuffle_err = |e: flint_shuffle::ShuffleError| EngineError::Shuffle {
+            shuffle: ShuffleId(0),
+            source: e,
+        };
         let dirs = Arc::new(ShuffleDirs::new(local_dir.path().join("shuffle")).map_err(shuffle_err)?);
-        let shuffle = ShuffleEnv { dirs, budget: MemoryBudget::new(config.memory_limit_bytes), compress: config.shuffle_compress };
+        let shuffle = ShuffleEnv {
+            dirs,
+            budget: MemoryBudget::new(config.memory_limit_bytes),
+            compress: config.shuffle_compress,
+        };
         let blocks_dir = local_dir.path().join("blocks");
         std::fs::create_dir_all(&blocks_dir).map_err(|e| EngineError::write(&blocks_dir, e))?;
         let env = Arc::new(ExecutorEnv::new(
@@ -276,7 +283,10 @@ impl Context {
         });
         let job = JobId(self.inner.job_ids.next());
         let root = rdd.erased();
-        let results = self.inner.scheduler.run_job(self, job, root.clone(), runner, partitions)?;
+        let results = self
+            .inner
+            .scheduler
+            .run_job(self, job, root.clone(), runner, partitions)?;
         crate::rdd::write_marked_checkpoints(self, &root)?;
         results
             .into_iter()
@@ -306,6 +316,11 @@ impl Context {
     /// Bytes of the shuffle/aggregation memory budget in use now.
     pub fn shuffle_memory_used_bytes(&self) -> u64 {
         self.inner.env.shuffle.budget.used_bytes()
+    }
+
+    /// Bytes of cache memory in use by persisted partitions (estimated).
+    pub fn storage_memory_used_bytes(&self) -> u64 {
+        self.inner.env.blocks.memory_used_bytes()
     }
 
     /// Where this context keeps its shuffle files (for tests that damage them on purpose).

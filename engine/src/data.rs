@@ -5,8 +5,8 @@
 
 use std::hash::Hash;
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// An RDD element or captured value: serialisable, cloneable and thread-safe.
 pub trait Data: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}

@@ -3,8 +3,8 @@
 //! In local mode there is one `ExecutorEnv`, owned by the context; in distributed mode each
 //! executor process will have its own.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use flint_shuffle::ShuffleEnv;
 
@@ -21,7 +21,12 @@ pub(crate) struct ExecutorEnv {
 
 impl ExecutorEnv {
     pub(crate) fn new(shuffle: ShuffleEnv, blocks: BlockManager, map_outputs: Arc<MapOutputTracker>) -> Self {
-        ExecutorEnv { shuffle, blocks, map_outputs, attempt_files: AtomicU64::new(0) }
+        ExecutorEnv {
+            shuffle,
+            blocks,
+            map_outputs,
+            attempt_files: AtomicU64::new(0),
+        }
     }
 
     /// A number unique within this executor, naming one map task attempt's files.

@@ -137,15 +137,24 @@ pub enum EngineError {
 
 impl EngineError {
     pub(crate) fn read(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        EngineError::Read { path: path.into(), source }
+        EngineError::Read {
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn write(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        EngineError::Write { path: path.into(), source }
+        EngineError::Write {
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn codec(what: impl Into<String>, source: bincode::Error) -> Self {
-        EngineError::Codec { what: what.into(), source }
+        EngineError::Codec {
+            what: what.into(),
+            source,
+        }
     }
 
     pub(crate) fn invalid(name: &str, value: impl fmt::Display, expected: &str) -> Self {
@@ -245,12 +254,13 @@ mod tests {
                 attempt: 3,
             },
             attempts: 4,
-            last: TaskFailure::Panic { message: "boom".into(), location: None },
+            last: TaskFailure::Panic {
+                message: "boom".into(),
+                location: None,
+            },
         };
         let text = report(&e);
-        assert!(text.starts_with(
-            "job 2, stage 3 (reduce_by_key at wc.rs:11), partition 7, attempt 3 failed 4 times"
-        ));
+        assert!(text.starts_with("job 2, stage 3 (reduce_by_key at wc.rs:11), partition 7, attempt 3 failed 4 times"));
         assert!(text.contains("caused by: user code panicked: boom"), "{text}");
     }
 }

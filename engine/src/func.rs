@@ -116,13 +116,18 @@ pub struct With<S, F> {
 
 impl<S: fmt::Debug, F> fmt::Debug for With<S, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("With").field("state", &self.state).finish_non_exhaustive()
+        f.debug_struct("With")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
     }
 }
 
 impl<S: Clone, F: Clone> Clone for With<S, F> {
     fn clone(&self) -> Self {
-        With { state: self.state.clone(), f: self.f.clone() }
+        With {
+            state: self.state.clone(),
+            f: self.f.clone(),
+        }
     }
 }
 
@@ -163,7 +168,10 @@ where
 
     fn decode_state(bytes: &[u8]) -> Result<Self> {
         let state = bincode::deserialize(bytes).map_err(|e| EngineError::codec("captured state", e))?;
-        Ok(With { state, f: code_identity::conjure_stateless::<F>() })
+        Ok(With {
+            state,
+            f: code_identity::conjure_stateless::<F>(),
+        })
     }
 }
 
@@ -185,7 +193,10 @@ where
 
     fn decode_state(bytes: &[u8]) -> Result<Self> {
         let state = bincode::deserialize(bytes).map_err(|e| EngineError::codec("captured state", e))?;
-        Ok(With { state, f: code_identity::conjure_stateless::<F>() })
+        Ok(With {
+            state,
+            f: code_identity::conjure_stateless::<F>(),
+        })
     }
 }
 
@@ -199,7 +210,10 @@ impl<F: Fun1<A, R>, A, R> Shipped1<F, A, R> {
     pub(crate) fn new(f: F) -> Self {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
-        Shipped1 { f, _sig: std::marker::PhantomData }
+        Shipped1 {
+            f,
+            _sig: std::marker::PhantomData,
+        }
     }
 }
 
@@ -214,7 +228,10 @@ impl<'de, F: Fun1<A, R>, A, R> Deserialize<'de> for Shipped1<F, A, R> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let bytes: Vec<u8> = serde_bytes_vec(d)?;
         let f = F::decode_state(&bytes).map_err(serde::de::Error::custom)?;
-        Ok(Shipped1 { f, _sig: std::marker::PhantomData })
+        Ok(Shipped1 {
+            f,
+            _sig: std::marker::PhantomData,
+        })
     }
 }
 
@@ -228,7 +245,10 @@ impl<F: Fun2<A, B, R>, A, B, R> Shipped2<F, A, B, R> {
     pub(crate) fn new(f: F) -> Self {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
-        Shipped2 { f, _sig: std::marker::PhantomData }
+        Shipped2 {
+            f,
+            _sig: std::marker::PhantomData,
+        }
     }
 }
 
@@ -243,7 +263,10 @@ impl<'de, F: Fun2<A, B, R>, A, B, R> Deserialize<'de> for Shipped2<F, A, B, R> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let bytes: Vec<u8> = serde_bytes_vec(d)?;
         let f = F::decode_state(&bytes).map_err(serde::de::Error::custom)?;
-        Ok(Shipped2 { f, _sig: std::marker::PhantomData })
+        Ok(Shipped2 {
+            f,
+            _sig: std::marker::PhantomData,
+        })
     }
 }
 

@@ -50,7 +50,9 @@ pub struct HashPartitioner {
 impl HashPartitioner {
     /// A hash partitioner over `partitions` (at least 1).
     pub fn new(partitions: usize) -> Self {
-        HashPartitioner { partitions: partitions.max(1) }
+        HashPartitioner {
+            partitions: partitions.max(1),
+        }
     }
 }
 
@@ -78,7 +80,12 @@ pub struct RangePartitioner<K> {
 impl<K: Data + Ord> RangePartitioner<K> {
     /// A range partitioner for the keys of `keys`; bounds are sampled before the shuffle runs.
     pub fn new(partitions: usize, keys: Rdd<K>, ascending: bool) -> Self {
-        RangePartitioner { partitions: partitions.max(1), ascending, keys, bounds: OnceLock::new() }
+        RangePartitioner {
+            partitions: partitions.max(1),
+            ascending,
+            keys,
+            bounds: OnceLock::new(),
+        }
     }
 
     fn compute_bounds(&self, ctx: &Context) -> Result<Vec<K>> {
@@ -128,11 +135,9 @@ impl<K: Data + Ord> RangePartitioner<K> {
         let mut target = step;
         for (key, w) in weighted {
             cumulative += w;
-            if cumulative >= target && bounds.len() < self.partitions - 1 {
-                if bounds.last().is_none_or(|b| *b < key) {
-                    bounds.push(key);
-                    target += step;
-                }
+            if cumulative >= target && bounds.len() < self.partitions - 1 && bounds.last().is_none_or(|b| *b < key) {
+                bounds.push(key);
+                target += step;
             }
         }
         Ok(bounds)
@@ -150,11 +155,7 @@ impl<K: Data + Ord> Partitioner<K> for RangePartitioner<K> {
         let p = match bounds.binary_search_by(|b| b.cmp(key)) {
             Ok(i) | Err(i) => i,
         };
-        if self.ascending {
-            p
-        } else {
-            bounds.len() - p
-        }
+        if self.ascending { p } else { bounds.len() - p }
     }
 
     fn prepare(&self, ctx: &Context) -> Result<()> {

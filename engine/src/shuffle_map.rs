@@ -27,7 +27,10 @@ pub(crate) struct MapOutputTracker {
 impl MapOutputTracker {
     /// Makes sure `shuffle` is known with `num_maps` map partitions.
     pub(crate) fn register_shuffle(&self, shuffle: ShuffleId, num_maps: usize) {
-        self.shuffles.lock().entry(shuffle).or_insert_with(|| vec![None; num_maps]);
+        self.shuffles
+            .lock()
+            .entry(shuffle)
+            .or_insert_with(|| vec![None; num_maps]);
     }
 
     pub(crate) fn register_output(&self, shuffle: ShuffleId, map_id: usize, output: MapOutput) {
@@ -61,7 +64,10 @@ impl MapOutputTracker {
         };
         let mut lost = Vec::new();
         for (map_id, slot) in maps.iter_mut().enumerate() {
-            if slot.as_ref().is_some_and(|o| !o.files.data.exists() || !o.files.index.exists()) {
+            if slot
+                .as_ref()
+                .is_some_and(|o| !o.files.data.exists() || !o.files.index.exists())
+            {
                 *slot = None;
                 lost.push(map_id);
             }
@@ -73,7 +79,12 @@ impl MapOutputTracker {
     pub(crate) fn missing(&self, shuffle: ShuffleId) -> Vec<usize> {
         let shuffles = self.shuffles.lock();
         match shuffles.get(&shuffle) {
-            Some(maps) => maps.iter().enumerate().filter(|(_, m)| m.is_none()).map(|(i, _)| i).collect(),
+            Some(maps) => maps
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.is_none())
+                .map(|(i, _)| i)
+                .collect(),
             None => Vec::new(),
         }
     }
@@ -86,7 +97,7 @@ impl MapOutputTracker {
     }
 
     /// Forgets a shuffle entirely.
-    pub(crate) fn remove_shuffle(&self, shuffle: ShuffleId) -> Option<Vec<Option<MapOutput>>> {
-        self.shuffles.lock().remove(&shuffle)
+    pub(crate) fn remove_shuffle(&self, shuffle: ShuffleId) {
+        self.shuffles.lock().remove(&shuffle);
     }
 }

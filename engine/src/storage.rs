@@ -75,7 +75,11 @@ pub(crate) fn estimate_size<T: Serialize>(items: &[T]) -> u64 {
 
 impl BlockManager {
     pub(crate) fn new(limit_bytes: u64, dir: PathBuf) -> Self {
-        BlockManager { limit_bytes, dir, blocks: Mutex::new(Blocks::default()) }
+        BlockManager {
+            limit_bytes,
+            dir,
+            blocks: Mutex::new(Blocks::default()),
+        }
     }
 
     fn block_path(&self, id: BlockId) -> PathBuf {
@@ -94,7 +98,9 @@ impl BlockManager {
                 if let Ok(v) = block.value.clone().downcast::<Vec<T>>() {
                     return Ok(Some(v));
                 }
-                return Err(EngineError::Internal(format!("cached block {rdd}/{split} has another type")));
+                return Err(EngineError::Internal(format!(
+                    "cached block {rdd}/{split} has another type"
+                )));
             }
             blocks.disk.get(&id).cloned()
         };
@@ -151,7 +157,16 @@ impl BlockManager {
                         None
                     };
                 blocks.used_bytes += size_bytes;
-                blocks.memory.insert(id, MemoryBlock { value: items.clone(), size_bytes, level, last_use, spill });
+                blocks.memory.insert(
+                    id,
+                    MemoryBlock {
+                        value: items.clone(),
+                        size_bytes,
+                        level,
+                        last_use,
+                        spill,
+                    },
+                );
             } else if level == StorageLevel::MemoryAndDisk {
                 drop(blocks);
                 self.put_disk(id, &items);
@@ -165,7 +180,9 @@ impl BlockManager {
                     Ok(()) => {
                         self.blocks.lock().disk.insert(victim, path);
                     }
-                    Err(err) => tracing::warn!(error = %crate::error::report(&err), "cannot spill evicted block; it will be recomputed"),
+                    Err(err) => {
+                        tracing::warn!(error = %crate::error::report(&err), "cannot spill evicted block; it will be recomputed")
+                    }
                 }
             }
         }
@@ -177,7 +194,9 @@ impl BlockManager {
             Ok(()) => {
                 self.blocks.lock().disk.insert(id, path);
             }
-            Err(err) => tracing::warn!(error = %crate::error::report(&err), "cannot cache block on disk; it will be recomputed"),
+            Err(err) => {
+                tracing::warn!(error = %crate::error::report(&err), "cannot cache block on disk; it will be recomputed")
+            }
         }
     }
 

@@ -15,7 +15,7 @@ use std::sync::{Arc, Once};
 
 use crate::accumulator::AccumulatorUpdates;
 use crate::env::ExecutorEnv;
-use crate::error::{report, EngineError, TaskFailure, TaskRef};
+use crate::error::{EngineError, TaskFailure, TaskRef, report};
 use crate::ids::ShuffleId;
 
 /// Why a task stops early; carried as a panic payload from deep inside an iterator pipeline.
@@ -24,7 +24,12 @@ pub(crate) enum TaskAbort {
     /// An engine error (I/O, bad input).
     Error(EngineError),
     /// A shuffle block is missing or corrupt: its map output must be recomputed.
-    FetchFailed { shuffle: ShuffleId, map_id: usize, reduce_id: usize, detail: String },
+    FetchFailed {
+        shuffle: ShuffleId,
+        map_id: usize,
+        reduce_id: usize,
+        detail: String,
+    },
     /// The job was cancelled.
     Killed,
 }
@@ -36,7 +41,12 @@ pub(crate) fn raise(err: EngineError) -> ! {
 
 /// Leaves the current task with a fetch failure. Only call inside a task body.
 pub(crate) fn raise_fetch_failed(shuffle: ShuffleId, map_id: usize, reduce_id: usize, detail: String) -> ! {
-    panic::panic_any(TaskAbort::FetchFailed { shuffle, map_id, reduce_id, detail })
+    panic::panic_any(TaskAbort::FetchFailed {
+        shuffle,
+        map_id,
+        reduce_id,
+        detail,
+    })
 }
 
 /// The context of one running task attempt.
@@ -136,7 +146,9 @@ pub(crate) fn run_task_body<T>(body: impl FnOnce() -> Result<T, EngineError>) ->
     IN_TASK.with(|slot| *slot.borrow_mut() = Some(PanicInfoSlot::default()));
     let caught = panic::catch_unwind(AssertUnwindSafe(body));
     let location = IN_TASK.with(|slot| slot.borrow_mut().take()).and_then(|s| s.location);
-    let updates = CURRENT_UPDATES.with(|slot| slot.borrow_mut().take()).unwrap_or_default();
+    let updates = CURRENT_UPDATES
+        .with(|slot| slot.borrow_mut().take())
+        .unwrap_or_default();
     let result = match caught {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(err)) => Err(TaskFailure::Error(report(&err))),
@@ -149,10 +161,20 @@ fn failure_from_panic(payload: Box<dyn Any + Send>, location: Option<String>) ->
     match payload.downcast::<TaskAbort>() {
         Ok(abort) => match *abort {
             TaskAbort::Error(err) => TaskFailure::Error(report(&err)),
-            TaskAbort::FetchFailed { shuffle, map_id, reduce_id, detail } => {
-                TaskFailure::FetchFailed { shuffle, map_id, reduce_id, detail }
-            }
-            TaskAbort::Killed => TaskFailure::Killed { reason: "job cancelled".into() },
+            TaskAbort::FetchFailed {
+                shuffle,
+                map_id,
+                reduce_id,
+                detail,
+            } => TaskFailure::FetchFailed {
+                shuffle,
+                map_id,
+                reduce_id,
+                detail,
+            },
+            TaskAbort::Killed => TaskFailure::Killed {
+                reason: "job cancelled".into(),
+            },
         },
         Err(payload) => {
             let message = if let Some(s) = payload.downcast_ref::<&str>() {
@@ -176,7 +198,11 @@ pub(crate) struct Interruptible<I> {
 
 impl<I> Interruptible<I> {
     pub(crate) fn new(inner: I, killed: Arc<AtomicBool>) -> Self {
-        Interruptible { inner, killed, countdown: 0 }
+        Interruptible {
+            inner,
+            killed,
+            countdown: 0,
+        }
     }
 }
 
@@ -217,6 +243,13 @@ mod tests {
         let out = run_task_body::<()>(|| raise(EngineError::Stopped));
         assert!(matches!(out.result, Err(TaskFailure::Error(ref s)) if s.contains("stopped")));
         let out = run_task_body::<()>(|| raise_fetch_failed(ShuffleId(1), 2, 3, "gone".into()));
-        assert!(matches!(out.result, Err(TaskFailure::FetchFailed { map_id: 2, reduce_id: 3, .. })));
+        assert!(matches!(
+            out.result,
+            Err(TaskFailure::FetchFailed {
+                map_id: 2,
+                reduce_id: 3,
+                ..
+            })
+        ));
     }
 }

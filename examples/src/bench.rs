@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
-use flint::prelude::*;
 use flint::Result;
+use flint::prelude::*;
 
 /// The multiplicative hash the peer benchmark uses for pseudo-random 32-bit keys.
 const H: i64 = 2_654_435_761;
@@ -33,7 +33,8 @@ pub fn empty_tasks(ctx: &Context, tasks: usize) -> Result<f64> {
 
 /// The peer benchmark's `(k, v)` pairs: `v` in `0..n`, `k` a 32-bit hash of `v`, 8 partitions.
 pub fn pairs(ctx: &Context, n: u64) -> Rdd<(i64, i64)> {
-    ctx.range(0, n as i64, 8).map(|v: i64| ((v.wrapping_mul(H)) & 0xFFFF_FFFF, v))
+    ctx.range(0, n as i64, 8)
+        .map(|v: i64| ((v.wrapping_mul(H)) & 0xFFFF_FFFF, v))
 }
 
 /// `sortByKey(8).count()` of the pairs.
@@ -54,7 +55,9 @@ pub fn group_pairs(ctx: &Context, n: u64) -> Result<u64> {
 /// data): an aggregation whose state is far larger than a small memory limit.
 pub fn aggregate_distinct(ctx: &Context, n: u64, distinct: u64) -> Result<u64> {
     ctx.range(0, n as i64, 8)
-        .map(with(distinct as i64, |d: &i64, v: i64| ((v.wrapping_mul(H) & 0xFFFF_FFFF) % d, v)))
+        .map(with(distinct as i64, |d: &i64, v: i64| {
+            ((v.wrapping_mul(H) & 0xFFFF_FFFF) % d, v)
+        }))
         .reduce_by_key(|a: i64, b: i64| a.wrapping_add(b))
         .count()
 }

@@ -17,7 +17,10 @@ pub struct Common {
 impl Common {
     /// A context for this example.
     pub fn context(&self, app_name: &str) -> Result<Context> {
-        Context::builder().master(self.master.as_str()).app_name(app_name).build()
+        Context::builder()
+            .master(self.master.as_str())
+            .app_name(app_name)
+            .build()
     }
 }
 

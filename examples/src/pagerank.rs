@@ -22,11 +22,15 @@ pub fn run(ctx: &Context, edges: &str, iters: usize, checkpoint_every: usize) ->
         .cache();
     let mut ranks = links.map_values(|_: Vec<String>| 1.0f64);
     for i in 1..=iters {
-        let contributions = links.join(&ranks).flat_map(|(_, (urls, rank)): (String, (Vec<String>, f64))| {
-            let share = rank / urls.len() as f64;
-            urls.into_iter().map(move |u| (u, share)).collect::<Vec<_>>()
-        });
-        ranks = contributions.reduce_by_key(|a, b| a + b).map_values(|sum: f64| 0.15 + 0.85 * sum);
+        let contributions = links
+            .join(&ranks)
+            .flat_map(|(_, (urls, rank)): (String, (Vec<String>, f64))| {
+                let share = rank / urls.len() as f64;
+                urls.into_iter().map(move |u| (u, share)).collect::<Vec<_>>()
+            });
+        ranks = contributions
+            .reduce_by_key(|a, b| a + b)
+            .map_values(|sum: f64| 0.15 + 0.85 * sum);
         if checkpoint_every > 0 && i % checkpoint_every == 0 && ctx.config().checkpoint_dir.is_some() {
             ranks = ranks.cache();
             ranks.checkpoint()?;

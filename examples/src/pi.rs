@@ -1,8 +1,8 @@
 //! Monte Carlo estimate of pi: the fraction of random points of the unit square inside the
 //! quarter circle, times 4.
 
-use flint::prelude::*;
 use flint::Result;
+use flint::prelude::*;
 use rand::{RngExt, SeedableRng};
 
 /// Estimates pi from `samples` seeded random points in `partitions` partitions.
@@ -10,7 +10,8 @@ pub fn run(ctx: &Context, samples: u64, partitions: usize, seed: u64) -> Result<
     let inside = ctx
         .range(0, samples as i64, partitions)
         .map_partitions_with_index(with(seed, |seed: &u64, split: usize, it: BoxIter<i64>| {
-            let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ (split as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng =
+                rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ (split as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let hits = it
                 .filter(|_| {
                     let (x, y): (f64, f64) = (rng.random(), rng.random());

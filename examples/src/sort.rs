@@ -71,14 +71,22 @@ pub fn run(ctx: &Context, n: u64, partitions: usize, seed: u64) -> Result<SortRe
             _ => true,
         };
         if !in_order || !across {
-            return Err(EngineError::Internal(format!("sort output out of order in partition {i}")));
+            return Err(EngineError::Internal(format!(
+                "sort output out of order in partition {i}"
+            )));
         }
         if last.is_some() {
             previous_last = *last;
         }
     }
     if total != n {
-        return Err(EngineError::Internal(format!("sort output has {total} records, expected {n}")));
+        return Err(EngineError::Internal(format!(
+            "sort output has {total} records, expected {n}"
+        )));
     }
-    Ok(SortReport { records: n, bytes: n * RECORD_BYTES, partitions: summaries.len() })
+    Ok(SortReport {
+        records: n,
+        bytes: n * RECORD_BYTES,
+        partitions: summaries.len(),
+    })
 }

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use flint::prelude::*;
 use flint::Result;
+use flint::prelude::*;
 use serde::Serialize;
 
 /// What `wordcount` reports.
@@ -40,7 +40,13 @@ pub fn run(ctx: &Context, input: &str, top: usize, output: Option<&Path>) -> Res
         .map(|(inv, w)| (w, u64::MAX - inv))
         .collect();
     if let Some(dir) = output {
-        counts.map(|(w, c): (String, u64)| format!("{w}\t{c}")).save_as_text_file(dir)?;
+        counts
+            .map(|(w, c): (String, u64)| format!("{w}\t{c}"))
+            .save_as_text_file(dir)?;
     }
-    Ok(WordCountReport { total_words, distinct_words, top })
+    Ok(WordCountReport {
+        total_words,
+        distinct_words,
+        top,
+    })
 }

@@ -30,7 +30,12 @@ impl<T: Data> Rdd<T> {
             ClosurePartitionFn(move |split, it| Box::new(std::iter::once(per_partition(split, it))) as BoxIter<U>),
         );
         let n = rdd.num_partitions();
-        Ok(self.ctx.run_job(&rdd, &(0..n).collect::<Vec<_>>())?.into_iter().flatten().collect())
+        Ok(self
+            .ctx
+            .run_job(&rdd, &(0..n).collect::<Vec<_>>())?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     /// All elements, in partition order.
@@ -47,7 +52,10 @@ impl<T: Data> Rdd<T> {
     /// Number of elements.
     #[track_caller]
     pub fn count(&self) -> Result<u64> {
-        Ok(self.per_partition("count", |_, it| it.count() as u64)?.into_iter().sum())
+        Ok(self
+            .per_partition("count", |_, it| it.count() as u64)?
+            .into_iter()
+            .sum())
     }
 
     /// Whether the RDD has no elements.
@@ -83,7 +91,10 @@ impl<T: Data> Rdd<T> {
     /// The first element; an error on an empty RDD.
     #[track_caller]
     pub fn first(&self) -> Result<T> {
-        self.take(1)?.into_iter().next().ok_or(EngineError::EmptyRdd { action: "first" })
+        self.take(1)?
+            .into_iter()
+            .next()
+            .ok_or(EngineError::EmptyRdd { action: "first" })
     }
 
     /// Merges all elements with `f` (associative, commutative); an error on an empty RDD.
@@ -94,7 +105,11 @@ impl<T: Data> Rdd<T> {
         let f = Arc::new(f);
         let g = f.clone();
         let partials = self.per_partition("reduce", move |_, it| it.reduce(|a, b| g.call2(a, b)))?;
-        partials.into_iter().flatten().reduce(|a, b| f.call2(a, b)).ok_or(EngineError::EmptyRdd { action: "reduce" })
+        partials
+            .into_iter()
+            .flatten()
+            .reduce(|a, b| f.call2(a, b))
+            .ok_or(EngineError::EmptyRdd { action: "reduce" })
     }
 
     /// Folds each partition from `zero`, then the partition results from `zero` again.
@@ -153,14 +168,10 @@ impl<T: Data> Rdd<T> {
                 }),
             );
             let c = comb.clone();
-            let agg = flint_shuffle::Aggregator::new(
-                |u| u,
-                move |a, b| c.call2(a, b),
-                {
-                    let c = comb.clone();
-                    move |a, b| c.call2(a, b)
-                },
-            );
+            let agg = flint_shuffle::Aggregator::new(|u| u, move |a, b| c.call2(a, b), {
+                let c = comb.clone();
+                move |a, b| c.call2(a, b)
+            });
             partials = keyed
                 .shuffle_with(
                     "tree_aggregate",
@@ -204,7 +215,8 @@ impl<T: Data> Rdd<T> {
     pub fn foreach<F: Fun1<T, ()>>(&self, f: F) -> Result<()> {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
-        self.per_partition("foreach", move |_, it| it.for_each(|x| f.call1(x))).map(|_| ())
+        self.per_partition("foreach", move |_, it| it.for_each(|x| f.call1(x)))
+            .map(|_| ())
     }
 
     /// Runs `f` on every partition's iterator.
@@ -212,12 +224,18 @@ impl<T: Data> Rdd<T> {
     pub fn foreach_partition<F: Fun1<BoxIter<T>, ()>>(&self, f: F) -> Result<()> {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
-        self.per_partition("foreach_partition", move |_, it| f.call1(it)).map(|_| ())
+        self.per_partition("foreach_partition", move |_, it| f.call1(it))
+            .map(|_| ())
     }
 
     /// Iterates the elements on the driver, running one job per partition as needed.
     pub fn to_local_iterator(&self) -> LocalIterator<T> {
-        LocalIterator { rdd: self.clone(), next_partition: 0, buffer: Vec::new().into_iter(), failed: false }
+        LocalIterator {
+            rdd: self.clone(),
+            next_partition: 0,
+            buffer: Vec::new().into_iter(),
+            failed: false,
+        }
     }
 
     /// Writes one text file per partition (`part-00000`, ...) into the new directory `path`,
@@ -314,18 +332,21 @@ fn smallest<T: Ord>(it: impl Iterator<Item = T>, n: usize) -> Vec<T> {
     for x in it {
         if heap.len() < n {
             heap.push(x);
-        } else if let Some(top) = heap.peek() {
-            if x < *top {
-                heap.pop();
-                heap.push(x);
-            }
+        } else if let Some(top) = heap.peek()
+            && x < *top
+        {
+            heap.pop();
+            heap.push(x);
         }
     }
     heap.into_sorted_vec()
 }
 
 fn largest<T: Ord>(it: impl Iterator<Item = T>, n: usize) -> Vec<T> {
-    let mut v: Vec<T> = smallest(it.map(std::cmp::Reverse), n).into_iter().map(|r| r.0).collect();
+    let mut v: Vec<T> = smallest(it.map(std::cmp::Reverse), n)
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
     v.truncate(n);
     v
 }

@@ -3,7 +3,7 @@
 use std::panic::Location;
 use std::sync::Arc;
 
-use super::{iterator, BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode};
+use super::{BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode, iterator};
 use crate::data::Data;
 use crate::error::Result;
 use crate::task_context::TaskContext;
@@ -22,7 +22,10 @@ impl<A: Data, B: Data> RddNode for CartesianNode<A, B> {
         self.left.num_partitions() * self.right.num_partitions()
     }
     fn dependencies(&self) -> Vec<Dependency> {
-        vec![Dependency::Narrow(self.left.clone()), Dependency::Narrow(self.right.clone())]
+        vec![
+            Dependency::Narrow(self.left.clone()),
+            Dependency::Narrow(self.right.clone()),
+        ]
     }
 }
 

@@ -56,7 +56,11 @@ pub(crate) fn read_partition<T: Data>(path: &Path) -> Result<BoxIter<T>> {
 pub(crate) fn mark_rdd<T: Data>(rdd: &Rdd<T>) -> Result<()> {
     let ctx = &rdd.ctx;
     let root = ctx.config().checkpoint_dir.clone().ok_or_else(|| {
-        EngineError::invalid("checkpoint_dir", "unset", "set it with Context::builder().checkpoint_dir(..) or FLINT_CHECKPOINT_DIR")
+        EngineError::invalid(
+            "checkpoint_dir",
+            "unset",
+            "set it with Context::builder().checkpoint_dir(..) or FLINT_CHECKPOINT_DIR",
+        )
     })?;
     let meta = rdd.node.meta();
     let mut state = meta.checkpoint.lock().expect("checkpoint state lock");
@@ -64,9 +68,13 @@ pub(crate) fn mark_rdd<T: Data>(rdd: &Rdd<T>) -> Result<()> {
         return Ok(());
     }
     let weak: Weak<dyn Compute<T>> = Arc::downgrade(&rdd.node);
-    let dir = root.join(format!("{}-{}", ctx.app_id(), meta.id)).join(format!("rdd-{}", meta.id));
+    let dir = root
+        .join(format!("{}-{}", ctx.app_id(), meta.id))
+        .join(format!("rdd-{}", meta.id));
     let write: Writer = Arc::new(move |ctx: &Context| {
-        let node = weak.upgrade().ok_or_else(|| EngineError::Internal("checkpointed RDD was dropped".into()))?;
+        let node = weak
+            .upgrade()
+            .ok_or_else(|| EngineError::Internal("checkpointed RDD was dropped".into()))?;
         std::fs::create_dir_all(&dir).map_err(|e| EngineError::write(&dir, e))?;
         let rdd = Rdd::from_node(ctx, node);
         let target = dir.clone();

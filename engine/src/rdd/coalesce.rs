@@ -3,7 +3,7 @@
 use std::panic::Location;
 use std::sync::Arc;
 
-use super::{iterator, BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode};
+use super::{BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode, iterator};
 use crate::data::Data;
 use crate::error::Result;
 use crate::task_context::TaskContext;

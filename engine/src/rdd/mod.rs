@@ -36,13 +36,13 @@ use crate::data::Data;
 use crate::error::Result;
 use crate::ids::RddId;
 use crate::storage::StorageLevel;
-use crate::task_context::{raise, TaskContext};
+use crate::task_context::{TaskContext, raise};
 
+pub use actions::LocalIterator;
 pub(crate) use checkpoint::CheckpointState;
 pub(crate) use narrow::ClosurePartitionFn;
 pub(crate) use sample::partition_rng;
 pub(crate) use shuffled::{ShuffleDep, ShuffleSpec};
-pub use actions::LocalIterator;
 
 /// An iterator over one partition's elements.
 pub type BoxIter<T> = Box<dyn Iterator<Item = T>>;
@@ -198,7 +198,11 @@ pub struct Rdd<T> {
 
 impl<T> Clone for Rdd<T> {
     fn clone(&self) -> Self {
-        Rdd { node: self.node.clone(), ctx: self.ctx.clone(), _item: PhantomData }
+        Rdd {
+            node: self.node.clone(),
+            ctx: self.ctx.clone(),
+            _item: PhantomData,
+        }
     }
 }
 
@@ -210,7 +214,11 @@ impl<T: 'static> fmt::Debug for Rdd<T> {
 
 impl<T: Data> Rdd<T> {
     pub(crate) fn from_node(ctx: &Context, node: Arc<dyn Compute<T>>) -> Self {
-        Rdd { node, ctx: ctx.clone(), _item: PhantomData }
+        Rdd {
+            node,
+            ctx: ctx.clone(),
+            _item: PhantomData,
+        }
     }
 
     pub(crate) fn erased(&self) -> Arc<dyn RddNode> {
@@ -247,8 +255,7 @@ impl<T: Data> Rdd<T> {
     pub fn unpersist(&self) -> Rdd<T> {
         self.node.meta().set_storage_level(None);
         self.ctx.env().blocks.remove_rdd(self.id());
-        self
-            .clone()
+        self.clone()
     }
 
     /// The storage level set by `persist`, if any.
@@ -265,7 +272,12 @@ impl<T: Data> Rdd<T> {
 
     /// Whether this RDD has been checkpointed (its lineage cut).
     pub fn is_checkpointed(&self) -> bool {
-        self.node.meta().checkpoint.lock().expect("checkpoint state lock").is_done()
+        self.node
+            .meta()
+            .checkpoint
+            .lock()
+            .expect("checkpoint state lock")
+            .is_done()
     }
 
     /// The lineage, one node per line, indented at shuffle boundaries (as Spark's
@@ -288,7 +300,11 @@ fn describe(node: &dyn RddNode, depth: usize, out: &mut String, seen: &mut HashS
     if meta.checkpoint.lock().expect("checkpoint state lock").is_done() {
         flags.push("checkpointed".to_string());
     }
-    let flags = if flags.is_empty() { String::new() } else { format!(" [{}]", flags.join(", ")) };
+    let flags = if flags.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", flags.join(", "))
+    };
     out.push_str(&format!(
         "{indent}({}) {}[{}] at {}{flags}\n",
         node.num_partitions(),
@@ -311,7 +327,10 @@ fn describe(node: &dyn RddNode, depth: usize, out: &mut String, seen: &mut HashS
 }
 
 /// Every node reachable from `root` (through narrow and shuffle dependencies), each once.
-pub(crate) fn walk_lineage(root: &Arc<dyn RddNode>, mut visit: impl FnMut(&Arc<dyn RddNode>) -> Result<()>) -> Result<()> {
+pub(crate) fn walk_lineage(
+    root: &Arc<dyn RddNode>,
+    mut visit: impl FnMut(&Arc<dyn RddNode>) -> Result<()>,
+) -> Result<()> {
     let mut seen = HashSet::new();
     let mut stack = vec![root.clone()];
     while let Some(node) = stack.pop() {

@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::Arc;
 
-use super::{iterator, BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode};
+use super::{BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode, iterator};
 use crate::data::Data;
 use crate::error::Result;
 use crate::func::{Fun1, Fun2};
@@ -190,7 +190,10 @@ impl<T: Data> Rdd<T> {
     /// Turns each partition into one vector.
     #[track_caller]
     pub fn glom(&self) -> Rdd<Vec<T>> {
-        self.with_partition_fn("glom", PartitionsFn(|it: BoxIter<T>| std::iter::once(it.collect::<Vec<T>>()), PhantomData))
+        self.with_partition_fn(
+            "glom",
+            PartitionsFn(|it: BoxIter<T>| std::iter::once(it.collect::<Vec<T>>()), PhantomData),
+        )
     }
 
     /// Pairs each element with the key `f` computes: `(f(&x), x)`.

@@ -16,7 +16,7 @@ use super::{BoxIter, ClosurePartitionFn, Rdd};
 use crate::data::{Data, Key};
 use crate::error::Result;
 use crate::func::{Fun1, Fun2};
-use crate::partitioner::{key_order, HashPartitioner, Partitioner, RangePartitioner};
+use crate::partitioner::{HashPartitioner, Partitioner, RangePartitioner, key_order};
 
 /// A value from the left or the right side of a `cogroup`.
 #[derive(Clone, Serialize, Deserialize)]
@@ -62,7 +62,8 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             "flat_map_values",
             ClosurePartitionFn(move |_, it: BoxIter<(K, V)>| {
                 let f = f.clone();
-                Box::new(it.flat_map(move |(k, v)| f.call1(v).into_iter().map(move |u| (k.clone(), u)))) as BoxIter<(K, U)>
+                Box::new(it.flat_map(move |(k, v)| f.call1(v).into_iter().map(move |u| (k.clone(), u))))
+                    as BoxIter<(K, U)>
             }),
         )
     }
@@ -107,7 +108,13 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     #[track_caller]
-    fn aggregate_with<C: Data>(&self, op: &str, agg: Aggregator<K, V, C>, map_side_combine: bool, num_partitions: usize) -> Rdd<(K, C)> {
+    fn aggregate_with<C: Data>(
+        &self,
+        op: &str,
+        agg: Aggregator<K, V, C>,
+        map_side_combine: bool,
+        num_partitions: usize,
+    ) -> Rdd<(K, C)> {
         let spec = ShuffleSpec {
             partitioner: Arc::new(HashPartitioner::new(num_partitions)),
             aggregator: Some(agg),
@@ -160,7 +167,12 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
 
     /// Aggregates the values of each key into a `U`: `seq` adds a value, `comb` merges two `U`s.
     #[track_caller]
-    pub fn aggregate_by_key<U: Data, F1: Fun2<U, V, U>, F2: Fun2<U, U, U>>(&self, zero: U, seq: F1, comb: F2) -> Rdd<(K, U)> {
+    pub fn aggregate_by_key<U: Data, F1: Fun2<U, V, U>, F2: Fun2<U, U, U>>(
+        &self,
+        zero: U,
+        seq: F1,
+        comb: F2,
+    ) -> Rdd<(K, U)> {
         #[allow(clippy::let_unit_value)]
         let ((), ()) = (F1::SHIPPABLE, F2::SHIPPABLE);
         let seq = Arc::new(seq);
@@ -327,7 +339,9 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// All values of `key` (an action).
     #[track_caller]
     pub fn lookup(&self, key: &K) -> Result<Vec<V>> {
-        self.filter(crate::func::with(key.clone(), |key: &K, kv: &(K, V)| kv.0 == *key)).values().collect()
+        self.filter(crate::func::with(key.clone(), |key: &K, kv: &(K, V)| kv.0 == *key))
+            .values()
+            .collect()
     }
 }
 

@@ -23,7 +23,12 @@ struct PipeFn {
 
 impl<T: Data + Display> PartitionFn<T, String> for PipeFn {
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<String> {
-        let fail = |detail: String| -> ! { raise(EngineError::Pipe { command: self.command.clone(), detail }) };
+        let fail = |detail: String| -> ! {
+            raise(EngineError::Pipe {
+                command: self.command.clone(),
+                detail,
+            })
+        };
         let mut child = match Command::new("sh")
             .arg("-c")
             .arg(&self.command)
@@ -50,7 +55,12 @@ impl<T: Data + Display> PartitionFn<T, String> for PipeFn {
             }
             let _ = w.flush();
         });
-        Box::new(PipeOutput { command: self.command.clone(), child, reader: BufReader::new(stdout), writer: Some(writer) })
+        Box::new(PipeOutput {
+            command: self.command.clone(),
+            child,
+            reader: BufReader::new(stdout),
+            writer: Some(writer),
+        })
     }
 }
 
@@ -73,8 +83,14 @@ impl Iterator for PipeOutput {
                 }
                 match self.child.wait() {
                     Ok(status) if status.success() => None,
-                    Ok(status) => raise(EngineError::Pipe { command: self.command.clone(), detail: format!("exited with {status}") }),
-                    Err(e) => raise(EngineError::Pipe { command: self.command.clone(), detail: e.to_string() }),
+                    Ok(status) => raise(EngineError::Pipe {
+                        command: self.command.clone(),
+                        detail: format!("exited with {status}"),
+                    }),
+                    Err(e) => raise(EngineError::Pipe {
+                        command: self.command.clone(),
+                        detail: e.to_string(),
+                    }),
                 }
             }
             Ok(_) => {
@@ -86,7 +102,10 @@ impl Iterator for PipeOutput {
                 }
                 Some(line)
             }
-            Err(e) => raise(EngineError::Pipe { command: self.command.clone(), detail: format!("reading its output: {e}") }),
+            Err(e) => raise(EngineError::Pipe {
+                command: self.command.clone(),
+                detail: format!("reading its output: {e}"),
+            }),
         }
     }
 }
@@ -115,6 +134,11 @@ impl<T: Data + Display> Rdd<T> {
     /// ```
     #[track_caller]
     pub fn pipe(&self, command: &str) -> Rdd<String> {
-        self.with_partition_fn("pipe", PipeFn { command: command.to_string() })
+        self.with_partition_fn(
+            "pipe",
+            PipeFn {
+                command: command.to_string(),
+            },
+        )
     }
 }

@@ -81,7 +81,14 @@ impl<T: Data> Rdd<T> {
     pub fn sample(&self, with_replacement: bool, fraction: f64, seed: u64) -> Rdd<T> {
         let fraction = if fraction.is_finite() { fraction.max(0.0) } else { 0.0 };
         let fraction = if with_replacement { fraction } else { fraction.min(1.0) };
-        self.with_partition_fn("sample", SampleFn { with_replacement, fraction, seed })
+        self.with_partition_fn(
+            "sample",
+            SampleFn {
+                with_replacement,
+                fraction,
+                seed,
+            },
+        )
     }
 
     /// Splits the RDD randomly by `weights` (normalised to sum 1): every element lands in
@@ -95,7 +102,10 @@ impl<T: Data> Rdd<T> {
     /// ```
     #[track_caller]
     pub fn random_split(&self, weights: &[f64], seed: u64) -> Result<Vec<Rdd<T>>> {
-        if weights.is_empty() || weights.iter().any(|w| !w.is_finite() || *w < 0.0) || weights.iter().sum::<f64>() <= 0.0 {
+        if weights.is_empty()
+            || weights.iter().any(|w| !w.is_finite() || *w < 0.0)
+            || weights.iter().sum::<f64>() <= 0.0
+        {
             return Err(EngineError::invalid(
                 "weights",
                 format!("{weights:?}"),
@@ -106,7 +116,11 @@ impl<T: Data> Rdd<T> {
         let mut lo = 0.0;
         let mut splits = Vec::with_capacity(weights.len());
         for (i, w) in weights.iter().enumerate() {
-            let hi = if i + 1 == weights.len() { f64::INFINITY } else { lo + w / total };
+            let hi = if i + 1 == weights.len() {
+                f64::INFINITY
+            } else {
+                lo + w / total
+            };
             splits.push(self.with_partition_fn("random_split", RangeSplitFn { lo, hi, seed }));
             lo = hi;
         }

@@ -37,7 +37,9 @@ impl<T: Key> Rdd<T> {
     /// The elements of `self` that are not in `other` (duplicates in `self` kept).
     #[track_caller]
     pub fn subtract(&self, other: &Rdd<T>) -> Rdd<T> {
-        self.map(|x: T| (x, ())).subtract_by_key(&other.map(|x: T| (x, ()))).keys()
+        self.map(|x: T| (x, ()))
+            .subtract_by_key(&other.map(|x: T| (x, ())))
+            .keys()
     }
 
     /// The distinct elements present in both RDDs.
@@ -62,12 +64,19 @@ impl<T: Data> Rdd<T> {
                 Box::new(it.enumerate().map(move |(i, x)| ((start + i) % n, x))) as BoxIter<(usize, T)>
             }),
         );
-        keyed.shuffle_plain("repartition", Arc::new(ModPartitioner(n)), None).values()
+        keyed
+            .shuffle_plain("repartition", Arc::new(ModPartitioner(n)), None)
+            .values()
     }
 
     /// Sorts by the key `f` computes, into `num_partitions` partitions.
     #[track_caller]
-    pub fn sort_by<K: Key + Ord, F: for<'a> Fun1<&'a T, K>>(&self, f: F, ascending: bool, num_partitions: usize) -> Rdd<T> {
+    pub fn sort_by<K: Key + Ord, F: for<'a> Fun1<&'a T, K>>(
+        &self,
+        f: F,
+        ascending: bool,
+        num_partitions: usize,
+    ) -> Rdd<T> {
         self.key_by(f).sort_by_key(ascending, num_partitions).values()
     }
 

@@ -9,19 +9,20 @@
 
 use std::cmp::Ordering;
 use std::panic::Location;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use flint_shuffle::{self as shuffle, Aggregator, BlockOrigin, ExternalAggregator, ExternalSorter, MapOutputFiles};
 use serde::de::DeserializeOwned;
 
-use super::{iterator, BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode};
+use super::{BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode, iterator};
 use crate::context::Context;
 use crate::data::{Data, Key};
+use crate::env::ExecutorEnv;
 use crate::error::{EngineError, Result};
 use crate::ids::ShuffleId;
 use crate::partitioner::Partitioner;
 use crate::shuffle_map::MapOutput;
-use crate::task_context::{raise, raise_fetch_failed, TaskContext};
+use crate::task_context::{TaskContext, raise, raise_fetch_failed};
 
 /// What the scheduler needs from a shuffle dependency, whatever its types.
 pub(crate) trait ShuffleDep: Send + Sync + 'static {
@@ -52,6 +53,20 @@ pub(crate) struct ShuffleDependency<K, V, C> {
     label: String,
     parent: Arc<dyn Compute<(K, V)>>,
     spec: ShuffleSpec<K, V, C>,
+    /// Where this shuffle's outputs are kept, to delete them when no RDD can read them again
+    /// (as Spark's `ContextCleaner`): iterative jobs would otherwise fill the disk.
+    env: Weak<ExecutorEnv>,
+}
+
+impl<K, V, C> Drop for ShuffleDependency<K, V, C> {
+    fn drop(&mut self) {
+        if let Some(env) = self.env.upgrade() {
+            env.map_outputs.remove_shuffle(self.id);
+            if let Err(e) = env.shuffle.dirs.remove_shuffle(self.id.0) {
+                tracing::warn!(shuffle = %self.id, error = %crate::error::report(&e), "cannot delete shuffle files");
+            }
+        }
+    }
 }
 
 impl<K: Key, V: Data, C: Data> ShuffleDep for ShuffleDependency<K, V, C> {
@@ -81,7 +96,10 @@ impl<K: Key, V: Data, C: Data> ShuffleDep for ShuffleDependency<K, V, C> {
             (Some(agg), true) => shuffle::write_combined(records, &partition_of, n, agg, &files, env),
             _ => shuffle::write_plain(records, &partition_of, n, &files, env),
         }
-        .map_err(|source| EngineError::Shuffle { shuffle: self.id, source })?;
+        .map_err(|source| EngineError::Shuffle {
+            shuffle: self.id,
+            source,
+        })?;
         Ok(MapOutput { files, status })
     }
 
@@ -133,7 +151,10 @@ impl<K: DeserializeOwned, X: DeserializeOwned> Iterator for BlockStream<K, X> {
                 }
             }
             let (map_id, files) = self.outputs.next()?;
-            let origin = BlockOrigin { path: files.data.clone(), reduce_id: self.reduce_id };
+            let origin = BlockOrigin {
+                path: files.data.clone(),
+                reduce_id: self.reduce_id,
+            };
             let raw = shuffle::read_block(&files, self.reduce_id)
                 .unwrap_or_else(|e| raise_fetch_failed(self.shuffle, map_id, self.reduce_id, crate::error::report(&e)));
             let records = shuffle::decode_block::<K, X>(&raw, &origin)
@@ -143,7 +164,11 @@ impl<K: DeserializeOwned, X: DeserializeOwned> Iterator for BlockStream<K, X> {
     }
 }
 
-fn block_stream<K: DeserializeOwned, X: DeserializeOwned>(shuffle: ShuffleId, reduce_id: usize, tc: &TaskContext) -> BlockStream<K, X> {
+fn block_stream<K: DeserializeOwned, X: DeserializeOwned>(
+    shuffle: ShuffleId,
+    reduce_id: usize,
+    tc: &TaskContext,
+) -> BlockStream<K, X> {
     let outputs = match tc.env().map_outputs.outputs(shuffle) {
         Ok(outputs) => outputs,
         Err(missing) => raise_fetch_failed(shuffle, missing, reduce_id, "no map output registered".into()),
@@ -154,10 +179,18 @@ fn block_stream<K: DeserializeOwned, X: DeserializeOwned>(shuffle: ShuffleId, re
         .filter(|(_, o)| o.status.partition_lengths.get(reduce_id).copied().unwrap_or(1) > 0)
         .map(|(i, o)| (i, o.files))
         .collect();
-    BlockStream { shuffle, reduce_id, outputs: outputs.into_iter(), current: None }
+    BlockStream {
+        shuffle,
+        reduce_id,
+        outputs: outputs.into_iter(),
+        current: None,
+    }
 }
 
-fn unwrap_results<T: 'static>(shuffle: ShuffleId, it: Box<dyn Iterator<Item = shuffle::Result<T>> + Send>) -> BoxIter<T> {
+fn unwrap_results<T: 'static>(
+    shuffle: ShuffleId,
+    it: Box<dyn Iterator<Item = shuffle::Result<T>> + Send>,
+) -> BoxIter<T> {
     Box::new(it.map(move |r| r.unwrap_or_else(|source| raise(EngineError::Shuffle { shuffle, source }))))
 }
 
@@ -222,6 +255,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             label: meta.label(),
             parent: self.node.clone(),
             spec,
+            env: Arc::downgrade(self.ctx.env()),
         });
         let node = ShuffledNode { meta, dep };
         Rdd::from_node(&self.ctx, Arc::new(node))
@@ -236,6 +270,14 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         partitioner: Arc<dyn Partitioner<K>>,
         key_ordering: Option<Arc<dyn Fn(&K, &K) -> Ordering + Send + Sync>>,
     ) -> Rdd<(K, V)> {
-        self.shuffle_with::<V>(op, ShuffleSpec { partitioner, aggregator: None, map_side_combine: false, key_ordering })
+        self.shuffle_with::<V>(
+            op,
+            ShuffleSpec {
+                partitioner,
+                aggregator: None,
+                map_side_combine: false,
+                key_ordering,
+            },
+        )
     }
 }

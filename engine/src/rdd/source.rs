@@ -27,7 +27,10 @@ impl<T: Data> ParallelCollection<T> {
             let end = (i + 1) * len / n;
             slices.push(Arc::new(rest.by_ref().take(end - start).collect()));
         }
-        ParallelCollection { meta: NodeMeta::new(ctx, op, callsite), slices }
+        ParallelCollection {
+            meta: NodeMeta::new(ctx, op, callsite),
+            slices,
+        }
     }
 }
 
@@ -115,7 +118,13 @@ impl Context {
     #[track_caller]
     pub fn range_step(&self, start: i64, end: i64, step: i64, num_slices: usize) -> Rdd<i64> {
         let step = if step == 0 { 1 } else { step };
-        let node = RangeNode { meta: NodeMeta::new(self, "range", Location::caller()), start, end, step, slices: num_slices.max(1) };
+        let node = RangeNode {
+            meta: NodeMeta::new(self, "range", Location::caller()),
+            start,
+            end,
+            step,
+            slices: num_slices.max(1),
+        };
         Rdd::from_node(self, Arc::new(node))
     }
 

@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 use super::{BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode};
 use crate::context::Context;
 use crate::error::{EngineError, Result};
-use crate::task_context::{raise, TaskContext};
+use crate::task_context::{TaskContext, raise};
 
 const MAX_SPLIT_BYTES: u64 = 32 << 20;
 const READ_BUFFER_BYTES: usize = 1 << 20;
@@ -59,16 +59,22 @@ pub(crate) fn list_input_files(pattern: &str) -> Result<Vec<(PathBuf, u64)>> {
             }
         }
         if files.is_empty() {
-            return Err(EngineError::InputNotFound { path: path.to_path_buf() });
+            return Err(EngineError::InputNotFound {
+                path: path.to_path_buf(),
+            });
         }
     } else {
         // Distinguish "does not exist" from "cannot be read".
         return match fs::metadata(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(EngineError::InputNotFound { path: path.to_path_buf() })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(EngineError::InputNotFound {
+                path: path.to_path_buf(),
+            }),
             Err(e) => Err(EngineError::read(path, e)),
-            Ok(_) => Err(EngineError::invalid("input path", pattern, "not a regular file or directory")),
+            Ok(_) => Err(EngineError::invalid(
+                "input path",
+                pattern,
+                "not a regular file or directory",
+            )),
         };
     }
     files.sort();
@@ -89,16 +95,28 @@ fn make_splits(files: &[(PathBuf, u64)], min_partitions: usize) -> Vec<FileSplit
     let mut splits = Vec::new();
     for (path, len) in files {
         if *len == 0 {
-            splits.push(FileSplit { path: path.clone(), start: 0, end: 0 });
+            splits.push(FileSplit {
+                path: path.clone(),
+                start: 0,
+                end: 0,
+            });
             continue;
         }
         let mut start = 0;
         // As Hadoop: do not leave a tail of less than 10% of a split on its own.
         while (*len - start) as f64 > split_bytes as f64 * 1.1 {
-            splits.push(FileSplit { path: path.clone(), start, end: start + split_bytes });
+            splits.push(FileSplit {
+                path: path.clone(),
+                start,
+                end: start + split_bytes,
+            });
             start += split_bytes;
         }
-        splits.push(FileSplit { path: path.clone(), start, end: *len });
+        splits.push(FileSplit {
+            path: path.clone(),
+            start,
+            end: *len,
+        });
     }
     splits
 }
@@ -159,12 +177,21 @@ impl LineReader {
         let mut pos = 0;
         if split.start > 0 {
             // Skip the line that started in the previous split (possibly just its newline).
-            reader.seek(SeekFrom::Start(split.start - 1)).map_err(|e| EngineError::read(&split.path, e))?;
+            reader
+                .seek(SeekFrom::Start(split.start - 1))
+                .map_err(|e| EngineError::read(&split.path, e))?;
             let mut skipped = Vec::new();
-            let n = reader.read_until(b'\n', &mut skipped).map_err(|e| EngineError::read(&split.path, e))?;
+            let n = reader
+                .read_until(b'\n', &mut skipped)
+                .map_err(|e| EngineError::read(&split.path, e))?;
             pos = split.start - 1 + n as u64;
         }
-        Ok(LineReader { path: split.path.clone(), reader, pos, end: split.end })
+        Ok(LineReader {
+            path: split.path.clone(),
+            reader,
+            pos,
+            end: split.end,
+        })
     }
 }
 
@@ -193,7 +220,10 @@ impl Iterator for LineReader {
         }
         match String::from_utf8(line) {
             Ok(s) => Some(s),
-            Err(_) => raise(EngineError::InvalidUtf8 { path: self.path.clone(), offset: line_start }),
+            Err(_) => raise(EngineError::InvalidUtf8 {
+                path: self.path.clone(),
+                offset: line_start,
+            }),
         }
     }
 }
@@ -304,7 +334,10 @@ mod tests {
 
     fn read_all(path: &Path, len: u64, parts: usize) -> Vec<String> {
         let splits = make_splits(&[(path.to_path_buf(), len)], parts);
-        splits.iter().flat_map(|s| LineReader::open(s).unwrap().collect::<Vec<_>>()).collect()
+        splits
+            .iter()
+            .flat_map(|s| LineReader::open(s).unwrap().collect::<Vec<_>>())
+            .collect()
     }
 
     #[test]

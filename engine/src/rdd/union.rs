@@ -3,7 +3,7 @@
 use std::panic::Location;
 use std::sync::Arc;
 
-use super::{iterator, BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode};
+use super::{BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode, iterator};
 use crate::data::Data;
 use crate::error::{EngineError, Result};
 use crate::task_context::TaskContext;
@@ -21,7 +21,10 @@ impl<T: Data> RddNode for UnionNode<T> {
         self.parents.iter().map(|p| p.num_partitions()).sum()
     }
     fn dependencies(&self) -> Vec<Dependency> {
-        self.parents.iter().map(|p| Dependency::Narrow(p.clone() as Arc<dyn RddNode>)).collect()
+        self.parents
+            .iter()
+            .map(|p| Dependency::Narrow(p.clone() as Arc<dyn RddNode>))
+            .collect()
     }
 }
 

@@ -4,12 +4,12 @@ use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::{Arc, OnceLock};
 
-use super::{iterator, BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode};
+use super::{BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode, iterator};
 use crate::context::Context;
 use crate::data::Data;
 use crate::error::{EngineError, Result};
 use crate::func::Fun2;
-use crate::task_context::{raise, TaskContext};
+use crate::task_context::{TaskContext, raise};
 
 /// Two RDDs with the same number of partitions, combined partition by partition.
 pub(crate) struct ZipPartitionsNode<A, B, U, F> {
@@ -28,7 +28,10 @@ impl<A: Data, B: Data, U: Data, F: ZipFn<A, B, U>> RddNode for ZipPartitionsNode
         self.left.num_partitions()
     }
     fn dependencies(&self) -> Vec<Dependency> {
-        vec![Dependency::Narrow(self.left.clone()), Dependency::Narrow(self.right.clone())]
+        vec![
+            Dependency::Narrow(self.left.clone()),
+            Dependency::Narrow(self.right.clone()),
+        ]
     }
     fn prepare(&self, _ctx: &Context) -> Result<()> {
         let (l, r) = (self.left.num_partitions(), self.right.num_partitions());

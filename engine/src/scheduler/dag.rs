@@ -16,11 +16,11 @@
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crossbeam_channel::{unbounded, RecvTimeoutError};
+use crossbeam_channel::{RecvTimeoutError, unbounded};
 use parking_lot::Mutex;
 use petgraph::algo::toposort;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -31,7 +31,7 @@ use crate::context::Context;
 use crate::env::ExecutorEnv;
 use crate::error::{EngineError, Result, TaskFailure, TaskRef};
 use crate::ids::{AccumulatorId, IdGen, JobId, ShuffleId, StageId};
-use crate::rdd::{lineage_deps, Dependency, RddNode, ShuffleDep};
+use crate::rdd::{Dependency, RddNode, ShuffleDep, lineage_deps};
 
 type Sink = Arc<dyn Fn(Box<dyn Any + Send>) + Send + Sync>;
 
@@ -155,13 +155,20 @@ impl Scheduler {
         prepare_lineage(ctx, &final_rdd)?;
         let num = final_rdd.num_partitions();
         if let Some(bad) = partitions.iter().find(|p| **p >= num) {
-            return Err(EngineError::invalid("partition", bad, &format!("the RDD has {num} partitions")));
+            return Err(EngineError::invalid(
+                "partition",
+                bad,
+                &format!("the RDD has {num} partitions"),
+            ));
         }
         let killed = Arc::new(AtomicBool::new(false));
         self.running_jobs.lock().insert(job, killed.clone());
         let outcome = self.run_stages(job, final_rdd, runner, partitions, killed);
         self.running_jobs.lock().remove(&job);
-        self.emit(SchedulerEvent::JobEnded { job, succeeded: outcome.is_ok() });
+        self.emit(SchedulerEvent::JobEnded {
+            job,
+            succeeded: outcome.is_ok(),
+        });
         outcome
     }
 
@@ -173,7 +180,11 @@ impl Scheduler {
         partitions: &[usize],
         killed: Arc<AtomicBool>,
     ) -> Result<Vec<Box<dyn Any + Send>>> {
-        let mut builder = StageBuilder { sched: self, stages: Vec::new(), by_shuffle: HashMap::new() };
+        let mut builder = StageBuilder {
+            sched: self,
+            stages: Vec::new(),
+            by_shuffle: HashMap::new(),
+        };
         let parents = builder.parent_stages(&final_rdd);
         let final_name = final_rdd.meta().label();
         builder.stages.push(Stage {
@@ -186,7 +197,10 @@ impl Scheduler {
         });
         let stages = builder.stages;
         let order = topological_order(&stages)?;
-        self.emit(SchedulerEvent::JobStarted { job, stages: order.iter().map(|i| stages[*i].id).collect() });
+        self.emit(SchedulerEvent::JobStarted {
+            job,
+            stages: order.iter().map(|i| stages[*i].id).collect(),
+        });
         tracing::info!(%job, stages = stages.len(), partitions = partitions.len(), "job started");
         let mut run = JobRun {
             sched: self,
@@ -205,10 +219,13 @@ impl Scheduler {
             progress: ConsoleProgress::new(self.limits.show_progress),
         };
         for idx in run.order.clone() {
-            if let StageKind::ShuffleMap(dep) = &run.stages[idx].kind {
-                if self.env.map_outputs.missing(dep.shuffle_id()).is_empty() {
-                    self.emit(SchedulerEvent::StageSkipped { job, stage: run.stages[idx].id });
-                }
+            if let StageKind::ShuffleMap(dep) = &run.stages[idx].kind
+                && self.env.map_outputs.missing(dep.shuffle_id()).is_empty()
+            {
+                self.emit(SchedulerEvent::StageSkipped {
+                    job,
+                    stage: run.stages[idx].id,
+                });
             }
         }
         let outcome = run.drive();
@@ -218,7 +235,11 @@ impl Scheduler {
             Err(e) => tracing::error!(%job, error = %crate::error::report(e), "job failed"),
         }
         outcome?;
-        Ok(run.results.into_iter().map(|r| r.expect("every result is present when the job succeeds")).collect())
+        Ok(run
+            .results
+            .into_iter()
+            .map(|r| r.expect("every result is present when the job succeeds"))
+            .collect())
     }
 }
 
@@ -289,7 +310,10 @@ impl StageBuilder<'_> {
             return *idx;
         }
         let map_side = dep.map_side();
-        self.sched.env.map_outputs.register_shuffle(dep.shuffle_id(), map_side.num_partitions());
+        self.sched
+            .env
+            .map_outputs
+            .register_shuffle(dep.shuffle_id(), map_side.num_partitions());
         let parents = self.parent_stages(&map_side);
         let idx = self.stages.len();
         self.stages.push(Stage {
@@ -340,7 +364,10 @@ impl JobRun<'_> {
             }
             if self.in_flight == 0 {
                 return Err(failure.unwrap_or_else(|| {
-                    EngineError::Internal(format!("job {} cannot make progress: no task runs and results are missing", self.job))
+                    EngineError::Internal(format!(
+                        "job {} cannot make progress: no task runs and results are missing",
+                        self.job
+                    ))
                 }));
             }
             match rx.recv_timeout(Duration::from_millis(200)) {
@@ -349,13 +376,15 @@ impl JobRun<'_> {
                     let succeeded = end.result.is_ok();
                     let handled = self.handle(end, &tx);
                     should_submit |= !succeeded
-                        || self.stage_index(stage).is_some_and(|i| self.stages[i].in_flight.is_empty());
-                    if let Err(e) = handled {
-                        if failure.is_none() {
-                            // Stop the job's other tasks and wait for them before returning.
-                            self.killed.store(true, Ordering::Relaxed);
-                            failure = Some(e);
-                        }
+                        || self
+                            .stage_index(stage)
+                            .is_some_and(|i| self.stages[i].in_flight.is_empty());
+                    if let Err(e) = handled
+                        && failure.is_none()
+                    {
+                        // Stop the job's other tasks and wait for them before returning.
+                        self.killed.store(true, Ordering::Relaxed);
+                        failure = Some(e);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -371,13 +400,21 @@ impl JobRun<'_> {
         if !self.progress.is_due() {
             return;
         }
-        if let Some(idx) = self.order.iter().copied().find(|i| !self.stages[*i].in_flight.is_empty()) {
+        if let Some(idx) = self
+            .order
+            .iter()
+            .copied()
+            .find(|i| !self.stages[*i].in_flight.is_empty())
+        {
             let stage = &self.stages[idx];
             let (total, done) = match &stage.kind {
                 StageKind::Result => (self.results.len(), self.done),
                 StageKind::ShuffleMap(dep) => {
                     let total = dep.map_side().num_partitions();
-                    (total, total - self.sched.env.map_outputs.missing(dep.shuffle_id()).len())
+                    (
+                        total,
+                        total - self.sched.env.map_outputs.missing(dep.shuffle_id()).len(),
+                    )
                 }
             };
             let running = stage.in_flight.len();
@@ -430,7 +467,13 @@ impl JobRun<'_> {
     fn launch(&mut self, idx: usize, partition: usize, tx: &crossbeam_channel::Sender<TaskEnd>) {
         let attempt = self.launches.entry((idx, partition)).or_insert(0);
         let stage = &mut self.stages[idx];
-        let tref = TaskRef { job: self.job, stage: stage.id, stage_name: stage.name.clone(), partition, attempt: *attempt };
+        let tref = TaskRef {
+            job: self.job,
+            stage: stage.id,
+            stage_name: stage.name.clone(),
+            partition,
+            attempt: *attempt,
+        };
         *attempt += 1;
         let kind = match &stage.kind {
             StageKind::ShuffleMap(dep) => TaskKind::ShuffleMap(dep.clone()),
@@ -438,7 +481,14 @@ impl JobRun<'_> {
         };
         stage.in_flight.insert(partition);
         self.in_flight += 1;
-        self.sched.backend.launch(Task { tref, kind, killed: self.killed.clone() }, tx.clone());
+        self.sched.backend.launch(
+            Task {
+                tref,
+                kind,
+                killed: self.killed.clone(),
+            },
+            tx.clone(),
+        );
     }
 
     fn stage_index(&self, stage: StageId) -> Option<usize> {
@@ -459,7 +509,9 @@ impl JobRun<'_> {
 
     /// Handles one finished task; an error ends the job.
     fn handle(&mut self, end: TaskEnd, tx: &crossbeam_channel::Sender<TaskEnd>) -> Result<()> {
-        let idx = self.stage_index(end.tref.stage).ok_or_else(|| EngineError::Internal("task of unknown stage".into()))?;
+        let idx = self
+            .stage_index(end.tref.stage)
+            .ok_or_else(|| EngineError::Internal("task of unknown stage".into()))?;
         let p = end.tref.partition;
         self.stages[idx].in_flight.remove(&p);
         self.in_flight -= 1;
@@ -477,17 +529,22 @@ impl JobRun<'_> {
                 Ok(())
             }
             Ok(TaskOutput::Result(value)) => {
-                if let Some(pos) = self.position.get(&p).copied() {
-                    if self.results[pos].is_none() {
-                        self.results[pos] = Some(value);
-                        self.done += 1;
-                        self.merge_updates(end.updates);
-                    }
+                if let Some(pos) = self.position.get(&p).copied()
+                    && self.results[pos].is_none()
+                {
+                    self.results[pos] = Some(value);
+                    self.done += 1;
+                    self.merge_updates(end.updates);
                 }
                 Ok(())
             }
             Err(TaskFailure::Killed { .. }) if self.killed.load(Ordering::Relaxed) => Ok(()),
-            Err(TaskFailure::FetchFailed { shuffle, map_id, reduce_id, detail }) => {
+            Err(TaskFailure::FetchFailed {
+                shuffle,
+                map_id,
+                reduce_id,
+                detail,
+            }) => {
                 let lost = self.sched.env.map_outputs.unregister_output(shuffle, map_id);
                 // Other outputs of the shuffle whose files are gone too are recomputed in the
                 // same stage attempt (they would otherwise cost one attempt each).
@@ -502,7 +559,12 @@ impl JobRun<'_> {
                         job: self.job,
                         stage: stage.id,
                         attempts: stage.fetch_failures,
-                        last: TaskFailure::FetchFailed { shuffle, map_id, reduce_id, detail },
+                        last: TaskFailure::FetchFailed {
+                            shuffle,
+                            map_id,
+                            reduce_id,
+                            detail,
+                        },
                     });
                 }
                 Ok(())
@@ -512,7 +574,11 @@ impl JobRun<'_> {
                 *count += 1;
                 tracing::warn!(task = %end.tref, failure = %failure, "task failed");
                 if *count >= self.sched.limits.max_task_failures {
-                    return Err(EngineError::TaskFailed { task: end.tref, attempts: *count, last: failure });
+                    return Err(EngineError::TaskFailed {
+                        task: end.tref,
+                        attempts: *count,
+                        last: failure,
+                    });
                 }
                 self.launch(idx, p, tx);
                 Ok(())

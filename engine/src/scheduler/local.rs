@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{unbounded, Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use super::{Backend, Task, TaskEnd};
 use crate::env::ExecutorEnv;
@@ -29,16 +29,22 @@ impl LocalBackend {
         for i in 0..slots {
             let rx = rx.clone();
             let env = env.clone();
-            let handle = std::thread::Builder::new().name(format!("flint-task-{i}")).spawn(move || {
-                while let Ok((task, done)) = rx.recv() {
-                    let end = task.run(env.clone());
-                    // The job may have given up waiting (it failed); that is fine.
-                    let _ = done.send(end);
-                }
-            })?;
+            let handle = std::thread::Builder::new()
+                .name(format!("flint-task-{i}"))
+                .spawn(move || {
+                    while let Ok((task, done)) = rx.recv() {
+                        let end = task.run(env.clone());
+                        // The job may have given up waiting (it failed); that is fine.
+                        let _ = done.send(end);
+                    }
+                })?;
             workers.push(handle);
         }
-        Ok(LocalBackend { slots, queue: Some(tx), workers })
+        Ok(LocalBackend {
+            slots,
+            queue: Some(tx),
+            workers,
+        })
     }
 }
 

@@ -6,8 +6,8 @@ pub(crate) mod local;
 mod progress;
 
 use std::any::Any;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use crossbeam_channel::Sender;
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,7 @@ use crate::error::{Result, TaskFailure, TaskRef};
 use crate::ids::{JobId, ShuffleId, StageId};
 use crate::rdd::ShuffleDep;
 use crate::shuffle_map::MapOutput;
-use crate::task_context::{run_task_body, TaskContext};
+use crate::task_context::{TaskContext, run_task_body};
 
 /// Computes partition `p` of a result stage and returns the collected value, type-erased.
 pub(crate) type ResultRunner = Arc<dyn Fn(usize, &TaskContext) -> Result<Box<dyn Any + Send>> + Send + Sync>;
@@ -55,7 +55,11 @@ pub(crate) struct TaskEnd {
 impl Task {
     /// Runs the task in this thread: the body of every backend.
     pub(crate) fn run(self, env: Arc<ExecutorEnv>) -> TaskEnd {
-        let tc = TaskContext { task: self.tref.clone(), env, killed: self.killed };
+        let tc = TaskContext {
+            task: self.tref.clone(),
+            env,
+            killed: self.killed,
+        };
         let partition = tc.task.partition;
         let outcome = run_task_body(|| {
             tc.check_killed();
@@ -64,7 +68,11 @@ impl Task {
                 TaskKind::Result(runner) => runner(partition, &tc).map(TaskOutput::Result),
             }
         });
-        TaskEnd { tref: self.tref, result: outcome.result, updates: outcome.updates }
+        TaskEnd {
+            tref: self.tref,
+            result: outcome.result,
+            updates: outcome.updates,
+        }
     }
 }
 

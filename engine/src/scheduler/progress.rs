@@ -19,14 +19,19 @@ pub(crate) struct ConsoleProgress {
 
 impl ConsoleProgress {
     pub(crate) fn new(enabled: bool) -> Self {
-        ConsoleProgress { enabled: enabled && std::io::stderr().is_terminal(), started: Instant::now(), last_draw: None, drawn: false }
+        ConsoleProgress {
+            enabled: enabled && std::io::stderr().is_terminal(),
+            started: Instant::now(),
+            last_draw: None,
+            drawn: false,
+        }
     }
 
     /// Whether a redraw would happen now (cheap; callers check it before gathering counts).
     pub(crate) fn is_due(&self) -> bool {
         self.enabled
             && self.started.elapsed() >= Duration::from_millis(500)
-            && !self.last_draw.is_some_and(|t| t.elapsed() < Duration::from_millis(200))
+            && self.last_draw.is_none_or(|t| t.elapsed() >= Duration::from_millis(200))
     }
 
     pub(crate) fn update(&mut self, stage: StageId, done: usize, running: usize, total: usize) {
@@ -34,7 +39,7 @@ impl ConsoleProgress {
             return;
         }
         self.last_draw = Some(Instant::now());
-        let filled = if total == 0 { WIDTH } else { WIDTH * done / total };
+        let filled = (WIDTH * done).checked_div(total).unwrap_or(WIDTH);
         let bar: String = (0..WIDTH)
             .map(|i| match i.cmp(&filled) {
                 std::cmp::Ordering::Less => '=',

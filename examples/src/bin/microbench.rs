@@ -41,7 +41,10 @@ struct Args {
 fn main() {
     let args = Args::parse();
     cli::run(|| {
-        let mut builder = Context::builder().master(args.master.as_str()).app_name("microbench").show_progress(false);
+        let mut builder = Context::builder()
+            .master(args.master.as_str())
+            .app_name("microbench")
+            .show_progress(false);
         if let Some(limit) = &args.memory_limit {
             builder = builder.set("memory_limit_bytes", limit)?;
         }
@@ -62,7 +65,11 @@ fn main() {
                     serde_json::json!({"case": "empty_tasks", "rep": rep, "tasks": tasks, "seconds": s, "tasks_per_s": tasks as f64 / s})
                 }
                 Case::Sort | Case::Group | Case::Aggregate => {
-                    let n = args.n.unwrap_or(if matches!(args.case, Case::Aggregate) { 20_000_000 } else { 10_000_000 });
+                    let n = args.n.unwrap_or(if matches!(args.case, Case::Aggregate) {
+                        20_000_000
+                    } else {
+                        10_000_000
+                    });
                     let start = Instant::now();
                     let (name, result) = match args.case {
                         Case::Sort => ("shuffle_sort", bench::sort_pairs(&ctx, n)?),

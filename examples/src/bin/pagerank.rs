@@ -44,7 +44,10 @@ fn main() {
         }
         let top: Vec<_> = ranks.iter().take(args.top).collect();
         if args.common.json {
-            println!("{}", serde_json::json!({ "pages": ranks.len(), "iterations": args.iters, "top": top, "seconds": seconds }));
+            println!(
+                "{}",
+                serde_json::json!({ "pages": ranks.len(), "iterations": args.iters, "top": top, "seconds": seconds })
+            );
         } else {
             for (page, rank) in top {
                 println!("{rank:>10.6}  {page}");

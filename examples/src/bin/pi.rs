@@ -29,7 +29,10 @@ fn main() {
         let estimate = pi::run(&ctx, args.samples, partitions, args.seed)?;
         let seconds = start.elapsed().as_secs_f64();
         if args.common.json {
-            println!("{}", serde_json::json!({ "pi": estimate, "samples": args.samples, "seconds": seconds }));
+            println!(
+                "{}",
+                serde_json::json!({ "pi": estimate, "samples": args.samples, "seconds": seconds })
+            );
         } else {
             println!("pi is roughly {estimate:.6} ({} samples, {seconds:.3} s)", args.samples);
         }

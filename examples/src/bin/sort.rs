@@ -37,7 +37,10 @@ fn main() {
             });
             println!("{json}");
         } else {
-            println!("sorted {} records ({} bytes) into {} partitions in {seconds:.3} s; order verified", report.records, report.bytes, report.partitions);
+            println!(
+                "sorted {} records ({} bytes) into {} partitions in {seconds:.3} s; order verified",
+                report.records, report.bytes, report.partitions
+            );
         }
         Ok(())
     });

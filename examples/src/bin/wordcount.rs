@@ -36,7 +36,10 @@ fn main() {
             });
             println!("{json}");
         } else {
-            println!("{} words, {} distinct, in {seconds:.3} s", report.total_words, report.distinct_words);
+            println!(
+                "{} words, {} distinct, in {seconds:.3} s",
+                report.total_words, report.distinct_words
+            );
             for (word, count) in &report.top {
                 println!("{count:>12}  {word}");
             }
