@@ -1,0 +1,168 @@
+//! The examples, run on small inputs: their library functions against sequential references,
+//! and their binaries end to end (`--json` output parsed).
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use flint::Context;
+use flint_examples::{pagerank, pi, sort, wordcount};
+
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/sample.txt");
+const EDGES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/edges.txt");
+
+fn reference_counts(text: &str) -> HashMap<String, u64> {
+    let mut counts = HashMap::new();
+    for w in text.split_whitespace() {
+        *counts.entry(w.to_string()).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[test]
+fn wordcount_matches_a_sequential_count() {
+    let ctx = Context::local(2).unwrap();
+    let text = std::fs::read_to_string(SAMPLE).unwrap();
+    let expected = reference_counts(&text);
+    let report = wordcount::run(&ctx, SAMPLE, 5, None).unwrap();
+    assert_eq!(report.total_words, expected.values().sum::<u64>());
+    assert_eq!(report.distinct_words, expected.len() as u64);
+    let mut top: Vec<(String, u64)> = expected.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    top.truncate(5);
+    assert_eq!(report.top, top);
+}
+
+#[test]
+fn wordcount_keeps_case_and_splits_on_unicode_whitespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.txt");
+    // U+3000 (ideographic space) and U+00A0 (no-break space) are Unicode whitespace.
+    std::fs::write(&path, "Word word\u{3000}WORD\tword\u{a0}x\n\nword").unwrap();
+    let ctx = Context::local(2).unwrap();
+    let out = dir.path().join("out");
+    let report = wordcount::run(&ctx, path.to_str().unwrap(), 10, Some(&out)).unwrap();
+    assert_eq!(report.total_words, 6);
+    assert_eq!(report.top[0], ("word".to_string(), 3));
+    assert!(report.top.contains(&("Word".to_string(), 1)) && report.top.contains(&("WORD".to_string(), 1)));
+    let written = flint::Context::local(1)
+        .unwrap()
+        .text_file(out.to_str().unwrap(), 1)
+        .collect()
+        .unwrap();
+    assert_eq!(written.len(), 4);
+    assert!(out.join("_SUCCESS").exists());
+}
+
+#[test]
+fn sort_output_is_ordered_and_complete() {
+    let ctx = Context::local(2).unwrap();
+    let report = sort::run(&ctx, 20_000, 4, 1).unwrap();
+    assert_eq!(report.records, 20_000);
+    assert_eq!(report.bytes, 2_000_000);
+    // Same records, sorted locally.
+    let mut keys: Vec<[u8; 10]> = sort::records(&ctx, 20_000, 4, 1).keys().collect().unwrap();
+    keys.sort();
+    let sorted: Vec<[u8; 10]> = sort::records(&ctx, 20_000, 4, 1)
+        .sort_by_key(true, 3)
+        .keys()
+        .collect()
+        .unwrap();
+    assert_eq!(sorted, keys);
+}
+
+#[test]
+fn pi_is_close() {
+    let ctx = Context::local(2).unwrap();
+    let estimate = pi::run(&ctx, 200_000, 4, 3).unwrap();
+    assert!((estimate - std::f64::consts::PI).abs() < 0.02, "{estimate}");
+    assert_eq!(estimate, pi::run(&ctx, 200_000, 4, 3).unwrap(), "seeded, so repeatable");
+}
+
+/// PageRank as in the Spark example, computed with std collections.
+fn reference_pagerank(edges: &str, iters: usize) -> HashMap<String, f64> {
+    let mut links: HashMap<String, Vec<String>> = HashMap::new();
+    for line in edges.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut parts = line.split_whitespace();
+        let (Some(s), Some(d)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let out = links.entry(s.to_string()).or_default();
+        if !out.iter().any(|x| x == d) {
+            out.push(d.to_string());
+        }
+    }
+    let mut ranks: HashMap<String, f64> = links.keys().map(|k| (k.clone(), 1.0)).collect();
+    for _ in 0..iters {
+        let mut sums: HashMap<String, f64> = HashMap::new();
+        for (src, urls) in &links {
+            if let Some(rank) = ranks.get(src) {
+                for u in urls {
+                    *sums.entry(u.clone()).or_insert(0.0) += rank / urls.len() as f64;
+                }
+            }
+        }
+        ranks = sums.into_iter().map(|(k, s)| (k, 0.15 + 0.85 * s)).collect();
+    }
+    ranks
+}
+
+#[test]
+fn pagerank_matches_a_sequential_pagerank_with_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = Context::builder()
+        .master("local[2]")
+        .checkpoint_dir(dir.path())
+        .build()
+        .unwrap();
+    let ranks = pagerank::run(&ctx, EDGES, 7, 3).unwrap();
+    let expected = reference_pagerank(&std::fs::read_to_string(EDGES).unwrap(), 7);
+    assert_eq!(ranks.len(), expected.len());
+    for (page, rank) in &ranks {
+        assert!(
+            (rank - expected[page]).abs() < 1e-9,
+            "{page}: {rank} vs {}",
+            expected[page]
+        );
+    }
+}
+
+#[test]
+fn binaries_print_json_last() {
+    let run = |bin: &str, args: &[&str]| -> serde_json::Value {
+        let out = Command::new(bin).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{bin} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+    };
+    let wc = run(
+        env!("CARGO_BIN_EXE_wordcount"),
+        &[SAMPLE, "--json", "--master", "local[2]", "--top", "3"],
+    );
+    assert_eq!(wc["top"].as_array().unwrap().len(), 3);
+    assert!(wc["total_words"].as_u64().unwrap() > 0 && wc["seconds"].as_f64().is_some());
+    let s = run(env!("CARGO_BIN_EXE_sort"), &["--records", "5000", "--json"]);
+    assert_eq!(s["records"], 5000);
+    let p = run(env!("CARGO_BIN_EXE_pi"), &["--samples", "10000", "--json"]);
+    assert!(p["pi"].as_f64().unwrap() > 2.5);
+    let pr = run(env!("CARGO_BIN_EXE_pagerank"), &[EDGES, "--iters", "3", "--json"]);
+    assert_eq!(pr["iterations"], 3);
+}
+
+#[test]
+fn a_missing_input_is_a_clear_error_and_exit_code() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wordcount"))
+        .arg("/no/such/input.txt")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/no/such/input.txt"), "{stderr}");
+}
