@@ -23,7 +23,12 @@ fn wordcount_matches_a_sequential_count() {
     let ctx = Context::local(2).unwrap();
     let text = std::fs::read_to_string(SAMPLE).unwrap();
     let expected = reference_counts(&text);
-    let report = wordcount::run(&ctx, SAMPLE, 5, None).unwrap();
+    let report = wordcount::run(&ctx, SAMPLE, 5, None, false).unwrap();
+    assert_eq!(
+        wordcount::run(&ctx, SAMPLE, 5, None, true).unwrap(),
+        report,
+        "local combine gives the same"
+    );
     assert_eq!(report.total_words, expected.values().sum::<u64>());
     assert_eq!(report.distinct_words, expected.len() as u64);
     let mut top: Vec<(String, u64)> = expected.into_iter().collect();
@@ -40,7 +45,7 @@ fn wordcount_keeps_case_and_splits_on_unicode_whitespace() {
     std::fs::write(&path, "Word word\u{3000}WORD\tword\u{a0}x\n\nword").unwrap();
     let ctx = Context::local(2).unwrap();
     let out = dir.path().join("out");
-    let report = wordcount::run(&ctx, path.to_str().unwrap(), 10, Some(&out)).unwrap();
+    let report = wordcount::run(&ctx, path.to_str().unwrap(), 10, Some(&out), false).unwrap();
     assert_eq!(report.total_words, 6);
     assert_eq!(report.top[0], ("word".to_string(), 3));
     assert!(report.top.contains(&("Word".to_string(), 1)) && report.top.contains(&("WORD".to_string(), 1)));

@@ -1,7 +1,8 @@
 //! Text inputs: `text_file` (lines, files cut into byte-range splits) and `whole_text_files`.
 //!
-//! As Hadoop's `TextInputFormat`: a file is cut into splits of
-//! `min(total_size / min_partitions, 32 MiB)` bytes; a line belongs to the split that holds its
+//! As Hadoop's `TextInputFormat`: files are cut into splits of at most 32 MiB, at least
+//! `min_partitions` of them, their number rounded up to a multiple of `min_partitions` so tasks
+//! run in even rounds; a line belongs to the split that holds its
 //! first byte, so a split skips the partial line it starts in and reads past its end to finish
 //! its last line. Inputs are listed on the driver when a job first needs them, so a missing
 //! path is an error of the action, named with the path, before any task runs.
@@ -90,8 +91,13 @@ struct FileSplit {
 
 fn make_splits(files: &[(PathBuf, u64)], min_partitions: usize) -> Vec<FileSplit> {
     let total: u64 = files.iter().map(|(_, len)| *len).sum();
-    let goal = (total / min_partitions.max(1) as u64).max(1);
-    let split_bytes = goal.min(MAX_SPLIT_BYTES);
+    // As many splits as `min_partitions` asks, more when splits would exceed MAX_SPLIT_BYTES,
+    // rounded up to a multiple of `min_partitions` so that the tasks come in even rounds (7
+    // splits of a 200 MB file on 2 slots left one slot idle for the last round).
+    let min_partitions = min_partitions.max(1) as u64;
+    let wanted = total.div_ceil(MAX_SPLIT_BYTES).max(min_partitions);
+    let wanted = wanted.div_ceil(min_partitions) * min_partitions;
+    let split_bytes = total.div_ceil(wanted).max(1);
     let mut splits = Vec::new();
     for (path, len) in files {
         if *len == 0 {
@@ -348,6 +354,14 @@ mod tests {
         let text = lines.join("\n") + "\n";
         fs::write(&path, &text).unwrap();
         for parts in [1, 2, 3, 7, 50, 400] {
+            let splits = make_splits(&[(path.clone(), text.len() as u64)], parts);
+            if parts <= 50 {
+                assert!(
+                    splits.len() >= parts && splits.len() % parts == 0,
+                    "{parts} parts: {} splits",
+                    splits.len()
+                );
+            }
             assert_eq!(read_all(&path, text.len() as u64, parts), lines, "{parts} parts");
         }
         // No trailing newline, CRLF.

@@ -16,6 +16,9 @@ struct Args {
     /// How many of the most frequent words to report.
     #[arg(long, default_value_t = 10)]
     top: usize,
+    /// Count words per partition first (in-mapper combining), then shuffle the counts.
+    #[arg(long)]
+    local_combine: bool,
     #[command(flatten)]
     common: cli::Common,
 }
@@ -25,7 +28,7 @@ fn main() {
     cli::run(|| {
         let ctx = args.common.context("wordcount")?;
         let start = Instant::now();
-        let report = wordcount::run(&ctx, &args.input, args.top, args.output.as_deref())?;
+        let report = wordcount::run(&ctx, &args.input, args.top, args.output.as_deref(), args.local_combine)?;
         let seconds = start.elapsed().as_secs_f64();
         if args.common.json {
             let json = serde_json::json!({
