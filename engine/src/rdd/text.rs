@@ -357,7 +357,7 @@ mod tests {
             let splits = make_splits(&[(path.clone(), text.len() as u64)], parts);
             if parts <= 50 {
                 assert!(
-                    splits.len() >= parts && splits.len() % parts == 0,
+                    splits.len() >= parts && splits.len().is_multiple_of(parts),
                     "{parts} parts: {} splits",
                     splits.len()
                 );
