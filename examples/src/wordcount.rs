@@ -34,7 +34,7 @@ pub fn word_counts(ctx: &Context, input: &str) -> Rdd<(String, u64)> {
 pub fn word_counts_local_combine(ctx: &Context, input: &str) -> Rdd<(String, u64)> {
     ctx.text_file(input, ctx.default_parallelism())
         .map_partitions(|lines: BoxIter<String>| {
-            let mut counts: HashMap<String, u64> = HashMap::new();
+            let mut counts: HashMap<String, u64, foldhash::fast::RandomState> = HashMap::default();
             for line in lines {
                 for word in line.split_whitespace() {
                     match counts.get_mut(word) {
