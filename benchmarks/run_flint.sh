@@ -22,6 +22,7 @@ emit() { # name, then a command printing one JSON line; adds wall time and peak 
 
 for rep in $(seq "$REPS"); do
   emit wordcount "$BIN/wordcount" "$DATA/words_200MB.txt" --master "$MASTER" --json
+  emit wordcount_local_combine "$BIN/wordcount" "$DATA/words_200MB.txt" --master "$MASTER" --json --local-combine
 done
 emit tiny_job_latency "$BIN/microbench" latency --n 500 --reps 1 --master "$MASTER"
 for rep in $(seq "$REPS"); do
