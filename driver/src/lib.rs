@@ -29,6 +29,11 @@
 
 pub use flint_engine::*;
 
+/// The README's Rust snippets, compiled as doctests so that they cannot rot.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// The machine learning library.
 pub mod ml {
     // flint-mllib has no public items until its issue lands.
