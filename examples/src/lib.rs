@@ -5,12 +5,6 @@
 //! context and calls the job function.
 #![forbid(unsafe_code)]
 
-/// mimalloc for the example binaries: a driver program picks its allocator, and per-record
-/// allocation (one `String` per word in wordcount) is a large share of the work. Measured on
-/// wordcount's inner loop: 146 -> 124 ns/word (see BENCHMARKS.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub mod bench;
 pub mod cli;
 pub mod pagerank;

@@ -11,7 +11,7 @@ use crate::ShuffleEnv;
 use crate::aggregator::{Aggregator, COMBINER_PRESENT, CombinerMap, key_hash};
 use crate::error::Result;
 use crate::memory_budget::{MemoryReservation, SizeTracker};
-use crate::merge::{CombiningMerge, Hashed, MAX_MERGE_FAN_IN, reduce_runs, with_hash};
+use crate::merge::{CombiningMerge, Hashed, merge_fan_in, reduce_runs, with_hash};
 use crate::spill::{RunReader, RunWriter, SpillRun};
 
 /// Boxed stream of results, as returned by the external aggregator and sorter.
@@ -55,6 +55,7 @@ where
 {
     /// An empty aggregator drawing memory from `env.budget` and spilling under `env.dirs`.
     pub fn new(agg: Aggregator<K, V, C>, env: ShuffleEnv) -> Self {
+        let fan_in = merge_fan_in(&env.budget);
         ExternalAggregator {
             reservation: MemoryReservation::new(env.budget.clone()),
             agg,
@@ -63,11 +64,11 @@ where
             tracker: SizeTracker::for_entry::<(K, Option<C>)>(),
             runs: Vec::new(),
             spill_count: 0,
-            fan_in: MAX_MERGE_FAN_IN,
+            fan_in,
         }
     }
 
-    /// Limits how many runs are merged at once (default 64, at least 2): more spills are
+    /// Limits how many runs are merged at once (default: what 1/4 of the budget buffers, 4 to 64): more spills are
     /// first merged in groups, so at most this many spill files are open.
     pub fn with_merge_fan_in(mut self, fan_in: usize) -> Self {
         self.fan_in = fan_in.max(2);
@@ -76,6 +77,7 @@ where
 
     /// Adds a value: `merge_value` into the key's combiner, or `create_combiner`.
     pub fn insert_value(&mut self, k: K, v: V) -> Result<()> {
+        self.make_room_for(&k)?;
         let check = match self.map.entry(k) {
             Entry::Occupied(mut e) => {
                 let c = e.get_mut().take().expect(COMBINER_PRESENT);
@@ -96,6 +98,7 @@ where
 
     /// Adds a combiner: `merge_combiners` with the key's combiner, or it becomes one.
     pub fn insert_combiner(&mut self, k: K, c: C) -> Result<()> {
+        self.make_room_for(&k)?;
         let check = match self.map.entry(k) {
             Entry::Occupied(mut e) => {
                 let acc = e.get_mut().take().expect(COMBINER_PRESENT);
@@ -116,6 +119,21 @@ where
     /// How many times the map was spilled to disk.
     pub fn spill_count(&self) -> u32 {
         self.spill_count
+    }
+
+    /// A full map doubles its table when a new key arrives, and both tables coexist for a
+    /// moment: spill first if the budget cannot cover that peak.
+    #[inline]
+    fn make_room_for(&mut self, k: &K) -> Result<()> {
+        if self.map.len() == self.map.capacity()
+            && !self.map.contains_key(k)
+            && !self
+                .reservation
+                .try_cover(self.tracker.estimate_growth(self.map.len(), self.map.capacity()))
+        {
+            self.spill()?;
+        }
+        Ok(())
     }
 
     #[inline]

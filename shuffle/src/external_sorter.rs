@@ -11,7 +11,7 @@ use crate::ShuffleEnv;
 use crate::error::Result;
 use crate::external_aggregator::{Holding, RecordIter};
 use crate::memory_budget::{MemoryReservation, SizeTracker};
-use crate::merge::{MAX_MERGE_FAN_IN, SortedMerge, reduce_runs};
+use crate::merge::{SortedMerge, merge_fan_in, reduce_runs};
 use crate::spill::{RunReader, RunWriter, SpillRun};
 
 /// Key comparator of an [`ExternalSorter`].
@@ -51,6 +51,7 @@ where
 {
     /// An empty sorter ordering keys by `cmp`.
     pub fn new(cmp: KeyOrdering<K>, env: ShuffleEnv) -> Self {
+        let fan_in = merge_fan_in(&env.budget);
         ExternalSorter {
             cmp,
             reservation: MemoryReservation::new(env.budget.clone()),
@@ -59,11 +60,11 @@ where
             tracker: SizeTracker::for_entry::<(K, V)>(),
             runs: Vec::new(),
             spill_count: 0,
-            fan_in: MAX_MERGE_FAN_IN,
+            fan_in,
         }
     }
 
-    /// Limits how many runs are merged at once (default 64, at least 2).
+    /// Limits how many runs are merged at once (default: what 1/4 of the budget buffers, 4 to 64).
     pub fn with_merge_fan_in(mut self, fan_in: usize) -> Self {
         self.fan_in = fan_in.max(2);
         self

@@ -183,6 +183,12 @@ impl SizeTracker {
     pub(crate) fn estimate(&self, entries: usize, slots: usize) -> u64 {
         slots as u64 * self.slot_bytes + (entries as f64 * self.heap_bytes_per_entry) as u64
     }
+
+    /// Peak memory while a full map of `slots` slots grows: the new table (about twice as
+    /// many slots) and the old one coexist until the entries are moved over.
+    pub(crate) fn estimate_growth(&self, entries: usize, slots: usize) -> u64 {
+        self.estimate(entries, slots * 3 + 1)
+    }
 }
 
 #[cfg(test)]

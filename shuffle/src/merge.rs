@@ -11,6 +11,15 @@ use crate::spill::SpillRun;
 /// Most runs merged (and files open) at once; more runs are first merged in groups.
 pub(crate) const MAX_MERGE_FAN_IN: usize = 64;
 
+/// Runs merged at once for a consumer under `budget`: each open run holds about three frames
+/// of buffers (file buffer, stored and decoded frame), which the budget does not track, so a
+/// merge may use about 1/4 of the limit for them (between 4 and 64 runs: fewer makes merges
+/// take many passes). With a 64 MiB limit that is 21 runs, about 16 MiB.
+pub(crate) fn merge_fan_in(budget: &crate::MemoryBudget) -> usize {
+    let per_run = 3 * crate::frame::FRAME_TARGET_BYTES as u64;
+    ((budget.limit_bytes() / 4 / per_run) as usize).clamp(4, MAX_MERGE_FAN_IN)
+}
+
 /// Merges streams that are each sorted by `cmp` into one sorted stream (a binary heap of
 /// stream indices keyed by each stream's head). Exhausted streams are dropped at once, so
 /// their spill files are deleted as soon as they have been read. Stops after an error.

@@ -13,7 +13,7 @@ use crate::aggregator::{Aggregator, COMBINER_PRESENT, CombinerMap, key_hash};
 use crate::error::{Result, ShuffleError};
 use crate::map_output::{MapOutputWriter, MapStatus};
 use crate::memory_budget::{MemoryReservation, SizeTracker};
-use crate::merge::{CombiningMerge, Hashed, MAX_MERGE_FAN_IN, reduce_runs, with_hash};
+use crate::merge::{CombiningMerge, Hashed, merge_fan_in, reduce_runs, with_hash};
 use crate::spill::{RunReader, RunWriter, SpillRun};
 use crate::write_plain::PartitionBuffers;
 use crate::{MapOutputFiles, ShuffleEnv};
@@ -52,7 +52,15 @@ where
     K: Hash + Eq + Serialize + DeserializeOwned,
     C: Serialize + DeserializeOwned,
 {
-    write_combined_with(records, partition_of, num_partitions, agg, out, env, MAX_MERGE_FAN_IN)
+    write_combined_with(
+        records,
+        partition_of,
+        num_partitions,
+        agg,
+        out,
+        env,
+        merge_fan_in(&env.budget),
+    )
 }
 
 pub(crate) fn write_combined_with<K, V, C>(
@@ -77,6 +85,15 @@ where
         num_partitions,
     };
     for (k, v) in records {
+        // A full map doubles its table when a new key arrives, and both tables coexist for a
+        // moment: spill first if the budget cannot cover that peak.
+        if map.len() == map.capacity()
+            && !map.contains_key(&k)
+            && !reservation.try_cover(tracker.estimate_growth(map.len(), map.capacity()))
+        {
+            runs.push(spill_map(&part, &mut map, &tracker, env)?);
+            reservation.release_all();
+        }
         let check = match map.entry(k) {
             Entry::Occupied(mut e) => {
                 let c = e.get_mut().take().expect(COMBINER_PRESENT);
@@ -93,11 +110,7 @@ where
             }
         };
         if check && !reservation.try_cover(tracker.estimate(map.len(), map.capacity())) {
-            let estimate = tracker.estimate(map.len(), map.capacity());
-            let buckets = part.sorted_buckets(std::mem::take(&mut map))?;
-            let run = write_run(buckets, env)?;
-            tracing::debug!(bytes = run.len_bytes(), memory = estimate, "spilled map-side combine");
-            runs.push(run);
+            runs.push(spill_map(&part, &mut map, &tracker, env)?);
             reservation.release_all();
         }
     }
@@ -133,6 +146,21 @@ where
     }
     drop(readers);
     writer.commit(spill_count)
+}
+
+/// Writes the map's contents as a sorted run and empties it.
+#[cold]
+fn spill_map<K: Hash + Serialize, C: Serialize>(
+    part: &Partitioner<'_, K>,
+    map: &mut CombinerMap<K, C>,
+    tracker: &SizeTracker,
+    env: &ShuffleEnv,
+) -> Result<SpillRun> {
+    let estimate = tracker.estimate(map.len(), map.capacity());
+    let buckets = part.sorted_buckets(std::mem::take(map))?;
+    let run = write_run(buckets, env)?;
+    tracing::debug!(bytes = run.len_bytes(), memory = estimate, "spilled map-side combine");
+    Ok(run)
 }
 
 struct Partitioner<'a, K> {

@@ -14,7 +14,7 @@ use crate::error::{Result, ShuffleError};
 use crate::frame::{self, FRAME_TARGET_BYTES};
 use crate::map_output::{MapOutputWriter, MapStatus};
 use crate::memory_budget::MemoryReservation;
-use crate::merge::{MAX_MERGE_FAN_IN, reduce_runs};
+use crate::merge::{merge_fan_in, reduce_runs};
 use crate::spill::{RunFrames, RunWriter, SpillRun};
 use crate::{MapOutputFiles, ShuffleEnv};
 
@@ -44,7 +44,14 @@ pub fn write_plain<K: Serialize, V: Serialize>(
     out: &MapOutputFiles,
     env: &ShuffleEnv,
 ) -> Result<MapStatus> {
-    write_plain_with(records, partition_of, num_partitions, out, env, MAX_MERGE_FAN_IN)
+    write_plain_with(
+        records,
+        partition_of,
+        num_partitions,
+        out,
+        env,
+        merge_fan_in(&env.budget),
+    )
 }
 
 pub(crate) fn write_plain_with<K: Serialize, V: Serialize>(
