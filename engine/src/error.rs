@@ -214,6 +214,8 @@ pub enum TaskFailure {
         map_id: usize,
         /// The reduce partition being read.
         reduce_id: usize,
+        /// The data file that failed; `None` when no output was registered at all.
+        output: Option<PathBuf>,
         /// What was wrong.
         detail: String,
     },

@@ -5,6 +5,7 @@
 //! partition is recomputed.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use flint_shuffle::{MapOutputFiles, MapStatus};
 use parking_lot::Mutex;
@@ -40,14 +41,18 @@ impl MapOutputTracker {
         }
     }
 
-    /// Forgets one map output (it is lost or corrupt). Returns whether it was registered.
-    pub(crate) fn unregister_output(&self, shuffle: ShuffleId, map_id: usize) -> bool {
+    /// Forgets one map output (it is lost or corrupt) if it is still the one whose data file
+    /// is `data` (any output when `data` is None). Returns whether an output was forgotten.
+    pub(crate) fn unregister_output(&self, shuffle: ShuffleId, map_id: usize, data: Option<&Path>) -> bool {
         let mut shuffles = self.shuffles.lock();
-        shuffles
-            .get_mut(&shuffle)
-            .and_then(|maps| maps.get_mut(map_id))
-            .map(|slot| slot.take().is_some())
-            .unwrap_or(false)
+        let Some(slot) = shuffles.get_mut(&shuffle).and_then(|maps| maps.get_mut(map_id)) else {
+            return false;
+        };
+        let matches = slot.as_ref().is_some_and(|o| data.is_none_or(|d| o.files.data == d));
+        if matches {
+            *slot = None;
+        }
+        matches
     }
 
     /// Forgets every output of `shuffle` whose data or index file is gone, and returns their

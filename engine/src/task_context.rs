@@ -10,6 +10,7 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 
@@ -28,6 +29,7 @@ pub(crate) enum TaskAbort {
         shuffle: ShuffleId,
         map_id: usize,
         reduce_id: usize,
+        output: Option<PathBuf>,
         detail: String,
     },
     /// The job was cancelled.
@@ -40,11 +42,19 @@ pub(crate) fn raise(err: EngineError) -> ! {
 }
 
 /// Leaves the current task with a fetch failure. Only call inside a task body.
-pub(crate) fn raise_fetch_failed(shuffle: ShuffleId, map_id: usize, reduce_id: usize, detail: String) -> ! {
+/// `output` is the data file that failed (None when no output was registered at all).
+pub(crate) fn raise_fetch_failed(
+    shuffle: ShuffleId,
+    map_id: usize,
+    reduce_id: usize,
+    output: Option<PathBuf>,
+    detail: String,
+) -> ! {
     panic::panic_any(TaskAbort::FetchFailed {
         shuffle,
         map_id,
         reduce_id,
+        output,
         detail,
     })
 }
@@ -165,11 +175,13 @@ fn failure_from_panic(payload: Box<dyn Any + Send>, location: Option<String>) ->
                 shuffle,
                 map_id,
                 reduce_id,
+                output,
                 detail,
             } => TaskFailure::FetchFailed {
                 shuffle,
                 map_id,
                 reduce_id,
+                output,
                 detail,
             },
             TaskAbort::Killed => TaskFailure::Killed {
@@ -242,7 +254,7 @@ mod tests {
     fn aborts_carry_their_error() {
         let out = run_task_body::<()>(|| raise(EngineError::Stopped));
         assert!(matches!(out.result, Err(TaskFailure::Error(ref s)) if s.contains("stopped")));
-        let out = run_task_body::<()>(|| raise_fetch_failed(ShuffleId(1), 2, 3, "gone".into()));
+        let out = run_task_body::<()>(|| raise_fetch_failed(ShuffleId(1), 2, 3, None, "gone".into()));
         assert!(matches!(
             out.result,
             Err(TaskFailure::FetchFailed {

@@ -9,6 +9,7 @@
 
 use std::cmp::Ordering;
 use std::panic::Location;
+use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
 use flint_shuffle::{self as shuffle, Aggregator, BlockOrigin, ExternalAggregator, ExternalSorter, MapOutputFiles};
@@ -135,7 +136,8 @@ struct BlockStream<K, X> {
     shuffle: ShuffleId,
     reduce_id: usize,
     outputs: std::vec::IntoIter<(usize, MapOutputFiles)>,
-    current: Option<(usize, shuffle::BlockRecords<K, X>)>,
+    /// The map output being read: map partition, data file, records.
+    current: Option<(usize, PathBuf, shuffle::BlockRecords<K, X>)>,
 }
 
 impl<K: DeserializeOwned, X: DeserializeOwned> Iterator for BlockStream<K, X> {
@@ -143,23 +145,28 @@ impl<K: DeserializeOwned, X: DeserializeOwned> Iterator for BlockStream<K, X> {
 
     fn next(&mut self) -> Option<(K, X)> {
         loop {
-            if let Some((map_id, records)) = &mut self.current {
+            if let Some((map_id, data, records)) = &mut self.current {
                 match records.next() {
                     Some(Ok(record)) => return Some(record),
-                    Some(Err(e)) => raise_fetch_failed(self.shuffle, *map_id, self.reduce_id, crate::error::report(&e)),
+                    Some(Err(e)) => {
+                        let detail = crate::error::report(&e);
+                        raise_fetch_failed(self.shuffle, *map_id, self.reduce_id, Some(data.clone()), detail)
+                    }
                     None => self.current = None,
                 }
             }
             let (map_id, files) = self.outputs.next()?;
+            let fail = |e: shuffle::ShuffleError| -> ! {
+                let detail = crate::error::report(&e);
+                raise_fetch_failed(self.shuffle, map_id, self.reduce_id, Some(files.data.clone()), detail)
+            };
             let origin = BlockOrigin {
                 path: files.data.clone(),
                 reduce_id: self.reduce_id,
             };
-            let raw = shuffle::read_block(&files, self.reduce_id)
-                .unwrap_or_else(|e| raise_fetch_failed(self.shuffle, map_id, self.reduce_id, crate::error::report(&e)));
-            let records = shuffle::decode_block::<K, X>(&raw, &origin)
-                .unwrap_or_else(|e| raise_fetch_failed(self.shuffle, map_id, self.reduce_id, crate::error::report(&e)));
-            self.current = Some((map_id, records));
+            let raw = shuffle::read_block(&files, self.reduce_id).unwrap_or_else(|e| fail(e));
+            let records = shuffle::decode_block::<K, X>(&raw, &origin).unwrap_or_else(|e| fail(e));
+            self.current = Some((map_id, files.data, records));
         }
     }
 }
@@ -171,7 +178,7 @@ fn block_stream<K: DeserializeOwned, X: DeserializeOwned>(
 ) -> BlockStream<K, X> {
     let outputs = match tc.env().map_outputs.outputs(shuffle) {
         Ok(outputs) => outputs,
-        Err(missing) => raise_fetch_failed(shuffle, missing, reduce_id, "no map output registered".into()),
+        Err(missing) => raise_fetch_failed(shuffle, missing, reduce_id, None, "no map output registered".into()),
     };
     let outputs: Vec<(usize, MapOutputFiles)> = outputs
         .into_iter()

@@ -543,9 +543,16 @@ impl JobRun<'_> {
                 shuffle,
                 map_id,
                 reduce_id,
+                output,
                 detail,
             }) => {
-                let lost = self.sched.env.map_outputs.unregister_output(shuffle, map_id);
+                // Only the output the task read is bad: a newer output registered since (the
+                // task listed the old one) is kept.
+                let lost = self
+                    .sched
+                    .env
+                    .map_outputs
+                    .unregister_output(shuffle, map_id, output.as_deref());
                 // Other outputs of the shuffle whose files are gone too are recomputed in the
                 // same stage attempt (they would otherwise cost one attempt each).
                 let also_lost = self.sched.env.map_outputs.unregister_missing_files(shuffle);
@@ -563,6 +570,7 @@ impl JobRun<'_> {
                             shuffle,
                             map_id,
                             reduce_id,
+                            output,
                             detail,
                         },
                     });
