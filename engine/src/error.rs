@@ -90,7 +90,7 @@ pub enum EngineError {
         attempts: u32,
         /// The last failure.
         #[source]
-        last: TaskFailure,
+        last: Box<TaskFailure>,
     },
     /// A stage was resubmitted more often than allowed after fetch failures.
     #[error("stage {stage} of job {job} was resubmitted {attempts} times after fetch failures; giving up")]
@@ -103,7 +103,7 @@ pub enum EngineError {
         attempts: u32,
         /// The last failure.
         #[source]
-        last: TaskFailure,
+        last: Box<TaskFailure>,
     },
     /// The job was cancelled by the user.
     #[error("job {job} was cancelled")]
@@ -256,10 +256,10 @@ mod tests {
                 attempt: 3,
             },
             attempts: 4,
-            last: TaskFailure::Panic {
+            last: Box::new(TaskFailure::Panic {
                 message: "boom".into(),
                 location: None,
-            },
+            }),
         };
         let text = report(&e);
         assert!(text.starts_with("job 2, stage 3 (reduce_by_key at wc.rs:11), partition 7, attempt 3 failed 4 times"));

@@ -566,13 +566,13 @@ impl JobRun<'_> {
                         job: self.job,
                         stage: stage.id,
                         attempts: stage.fetch_failures,
-                        last: TaskFailure::FetchFailed {
+                        last: Box::new(TaskFailure::FetchFailed {
                             shuffle,
                             map_id,
                             reduce_id,
                             output,
                             detail,
-                        },
+                        }),
                     });
                 }
                 Ok(())
@@ -585,7 +585,7 @@ impl JobRun<'_> {
                     return Err(EngineError::TaskFailed {
                         task: end.tref,
                         attempts: *count,
-                        last: failure,
+                        last: Box::new(failure),
                     });
                 }
                 self.launch(idx, p, tx);

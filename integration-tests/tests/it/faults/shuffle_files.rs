@@ -244,7 +244,7 @@ fn map_outputs_lost_on_every_attempt_fail_the_stage_after_max_stage_attempts() -
     match &err {
         EngineError::StageFailed { attempts, last, .. } => {
             assert_eq!(*attempts, 3, "{err:?}");
-            assert!(matches!(last, flint::TaskFailure::FetchFailed { .. }), "{last:?}");
+            assert!(matches!(**last, flint::TaskFailure::FetchFailed { .. }), "{last:?}");
         }
         other => panic!("expected StageFailed, got {other:?}"),
     }

@@ -86,7 +86,7 @@ fn a_closure_that_always_panics_fails_the_job_with_a_precise_report() -> TestRes
             assert_eq!(task.partition, 1);
             assert_eq!(task.attempt, 3, "the last of 4 attempts");
             assert_eq!(task.stage_name, format!("map at tasks.rs:{line}"));
-            match last {
+            match &**last {
                 TaskFailure::Panic { message, location } => {
                     assert_eq!(message, "element 42 is cursed");
                     assert!(
