@@ -2,9 +2,11 @@
 //! mode, id generators, accumulators and broadcast variables.
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::ThreadId;
 
 use flint_shuffle::{MemoryBudget, ShuffleDirs, ShuffleEnv};
 
@@ -46,6 +48,8 @@ struct Inner {
     env: Arc<ExecutorEnv>,
     scheduler: Scheduler,
     stopped: AtomicBool,
+    /// Job group of each driver thread that set one (`set_job_group`).
+    job_groups: parking_lot::Mutex<HashMap<ThreadId, String>>,
     /// Shuffle, spill and cache files of this context; removed when it is dropped.
     _local_dir: tempfile::TempDir,
 }
@@ -189,6 +193,7 @@ impl Context {
                 env,
                 scheduler,
                 stopped: AtomicBool::new(false),
+                job_groups: parking_lot::Mutex::new(HashMap::new()),
                 _local_dir: local_dir,
             }),
         })
@@ -259,6 +264,30 @@ impl Context {
         self.inner.scheduler.cancel_job(job)
     }
 
+    /// Tags the jobs this thread starts from now on with `group`, so that
+    /// [`cancel_job_group`](Context::cancel_job_group) can stop them together (as Spark's
+    /// `setJobGroup`, a property of the calling thread).
+    pub fn set_job_group(&self, group: &str) {
+        self.inner
+            .job_groups
+            .lock()
+            .insert(std::thread::current().id(), group.to_string());
+    }
+
+    /// Stops tagging this thread's jobs with a group.
+    pub fn clear_job_group(&self) {
+        self.inner.job_groups.lock().remove(&std::thread::current().id());
+    }
+
+    fn job_group(&self) -> Option<String> {
+        self.inner.job_groups.lock().get(&std::thread::current().id()).cloned()
+    }
+
+    /// Cancels the running jobs of `group`; returns how many there were.
+    pub fn cancel_job_group(&self, group: &str) -> usize {
+        self.inner.scheduler.cancel_group(group)
+    }
+
     /// Cancels every running job.
     pub fn cancel_all_jobs(&self) {
         self.inner.scheduler.cancel_all()
@@ -286,7 +315,7 @@ impl Context {
         let results = self
             .inner
             .scheduler
-            .run_job(self, job, root.clone(), runner, partitions)?;
+            .run_job(self, job, root.clone(), runner, partitions, self.job_group())?;
         crate::rdd::write_marked_checkpoints(self, &root)?;
         results
             .into_iter()

@@ -50,7 +50,8 @@ pub(crate) struct Scheduler {
     limits: SchedulerLimits,
     stage_ids: IdGen,
     accumulators: Mutex<HashMap<AccumulatorId, Sink>>,
-    running_jobs: Mutex<HashMap<JobId, Arc<AtomicBool>>>,
+    /// Running jobs: their kill flag and job group.
+    running_jobs: Mutex<HashMap<JobId, (Arc<AtomicBool>, Option<String>)>>,
     listeners: Mutex<Vec<Listener>>,
 }
 
@@ -129,7 +130,7 @@ impl Scheduler {
     /// Asks a running job to stop; its action returns `Cancelled`.
     pub(crate) fn cancel_job(&self, job: JobId) -> bool {
         match self.running_jobs.lock().get(&job) {
-            Some(flag) => {
+            Some((flag, _)) => {
                 flag.store(true, Ordering::Relaxed);
                 true
             }
@@ -137,8 +138,21 @@ impl Scheduler {
         }
     }
 
+    /// Cancels the running jobs of `group`; returns how many.
+    pub(crate) fn cancel_group(&self, group: &str) -> usize {
+        let jobs = self.running_jobs.lock();
+        let mut n = 0;
+        for (flag, g) in jobs.values() {
+            if g.as_deref() == Some(group) {
+                flag.store(true, Ordering::Relaxed);
+                n += 1;
+            }
+        }
+        n
+    }
+
     pub(crate) fn cancel_all(&self) {
-        for flag in self.running_jobs.lock().values() {
+        for (flag, _) in self.running_jobs.lock().values() {
             flag.store(true, Ordering::Relaxed);
         }
     }
@@ -151,6 +165,7 @@ impl Scheduler {
         final_rdd: Arc<dyn RddNode>,
         runner: ResultRunner,
         partitions: &[usize],
+        group: Option<String>,
     ) -> Result<Vec<Box<dyn Any + Send>>> {
         prepare_lineage(ctx, &final_rdd)?;
         let num = final_rdd.num_partitions();
@@ -162,7 +177,7 @@ impl Scheduler {
             ));
         }
         let killed = Arc::new(AtomicBool::new(false));
-        self.running_jobs.lock().insert(job, killed.clone());
+        self.running_jobs.lock().insert(job, (killed.clone(), group));
         let outcome = self.run_stages(job, final_rdd, runner, partitions, killed);
         self.running_jobs.lock().remove(&job);
         self.emit(SchedulerEvent::JobEnded {

@@ -175,6 +175,40 @@ fn slow_pair(x: i64) -> (i64, i64) {
 }
 
 #[test]
+fn cancelling_a_job_group_stops_its_jobs_and_no_others() -> TestResult {
+    let ctx = ctx();
+    let events = Events::record(&ctx);
+    let grouped = {
+        let ctx = ctx.clone();
+        std::thread::spawn(move || {
+            ctx.set_job_group("nightly");
+            ctx.range(0, 5000, 200).map(slow).count()
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || events
+            .all()
+            .iter()
+            .any(|e| matches!(e, SchedulerEvent::TaskEnded { failure: None, .. }))),
+        "the grouped job starts running tasks"
+    );
+    assert_eq!(ctx.cancel_job_group("daily"), 0, "no job of another group is touched");
+    assert_eq!(ctx.cancel_job_group("nightly"), 1);
+    match grouped.join().map_err(|_| "job thread panicked")? {
+        Err(EngineError::Cancelled { .. }) => {}
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+    // This thread set no group: its jobs are not affected by cancelling the group again.
+    assert_eq!(ctx.cancel_job_group("nightly"), 0);
+    assert_eq!(ctx.range(0, 100, 4).count()?, 100);
+    // A thread that clears its group runs untagged jobs.
+    ctx.set_job_group("nightly");
+    ctx.clear_job_group();
+    assert_eq!(ctx.range(0, 10, 2).count()?, 10);
+    Ok(())
+}
+
+#[test]
 fn a_shuffle_interrupted_by_cancel_is_completed_by_the_next_job() -> TestResult {
     let ctx = ctx();
     let events = Events::record(&ctx);
