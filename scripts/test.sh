@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command (README, `.ci/run`): format and lint checks, then every test.
+# The project's test command (README, `.ci/run`): format, lint and doc checks, then every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +8,9 @@ cargo fmt --all -- --check
 
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo doc (warnings are errors: broken links rot silently)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
 echo "== cargo test"
 cargo test --workspace --locked

@@ -6,7 +6,7 @@ use flint::{Context, Result};
 /// `--master` and `--json`, common to all examples.
 #[derive(Args, Debug, Clone)]
 pub struct Common {
-    /// Where to run: local, local[N], local[*].
+    /// Where to run: `local`, `local[N]`, `local[*]`.
     #[arg(long, default_value = "local[*]")]
     pub master: String,
     /// Print one JSON object with the results on stdout (last line).
