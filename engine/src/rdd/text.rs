@@ -4,7 +4,8 @@
 //! `min_partitions` of them, their number rounded up to a multiple of `min_partitions` so tasks
 //! run in even rounds; a line belongs to the split that holds its
 //! first byte, so a split skips the partial line it starts in and reads past its end to finish
-//! its last line. Inputs are listed on the driver when a job first needs them, so a missing
+//! its last line. Files ending in `.gz` are decompressed and read whole, one split each (gzip
+//! cannot be entered in the middle). Inputs are listed on the driver when a job first needs them, so a missing
 //! path is an error of the action, named with the path, before any task runs.
 
 use std::fs;
@@ -100,6 +101,15 @@ fn make_splits(files: &[(PathBuf, u64)], min_partitions: usize) -> Vec<FileSplit
     let split_bytes = total.div_ceil(wanted).max(1);
     let mut splits = Vec::new();
     for (path, len) in files {
+        if is_gzip(path) {
+            // A gzip stream cannot be entered in the middle: one split reads the whole file.
+            splits.push(FileSplit {
+                path: path.clone(),
+                start: 0,
+                end: u64::MAX,
+            });
+            continue;
+        }
         if *len == 0 {
             splits.push(FileSplit {
                 path: path.clone(),
@@ -167,10 +177,15 @@ impl Compute<String> for TextFileNode {
     }
 }
 
-/// Reads the lines whose first byte lies in `[start, end)`.
+/// Whether `path` names a gzip file (read whole and decompressed, as Hadoop does for `.gz`).
+fn is_gzip(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+}
+
+/// Reads the lines whose first byte lies in `[start, end)` (of the decompressed text, for gzip).
 struct LineReader {
     path: PathBuf,
-    reader: BufReader<fs::File>,
+    reader: Box<dyn BufRead>,
     /// Offset of the next byte `reader` returns.
     pos: u64,
     end: u64,
@@ -179,6 +194,16 @@ struct LineReader {
 impl LineReader {
     fn open(split: &FileSplit) -> Result<Self> {
         let file = fs::File::open(&split.path).map_err(|e| EngineError::read(&split.path, e))?;
+        if is_gzip(&split.path) {
+            // Several concatenated gzip members read as one stream, as `zcat` does.
+            let decoder = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(READ_BUFFER_BYTES, file));
+            return Ok(LineReader {
+                path: split.path.clone(),
+                reader: Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, decoder)),
+                pos: 0,
+                end: split.end,
+            });
+        }
         let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, file);
         let mut pos = 0;
         if split.start > 0 {
@@ -194,7 +219,7 @@ impl LineReader {
         }
         Ok(LineReader {
             path: split.path.clone(),
-            reader,
+            reader: Box::new(reader),
             pos,
             end: split.end,
         })
@@ -344,6 +369,43 @@ mod tests {
             .iter()
             .flat_map(|s| LineReader::open(s).unwrap().collect::<Vec<_>>())
             .collect()
+    }
+
+    #[test]
+    fn gzip_files_are_read_whole_and_decompressed() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lines.txt.gz");
+        let lines: Vec<String> = (0..5000).map(|i| format!("line {i}")).collect();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all((lines[..2500].join("\n") + "\n").as_bytes()).unwrap();
+        let mut bytes = gz.finish().unwrap();
+        // A second gzip member, as `cat a.gz b.gz` makes.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(lines[2500..].join("\n").as_bytes()).unwrap();
+        bytes.extend(gz.finish().unwrap());
+        fs::write(&path, &bytes).unwrap();
+        let splits = make_splits(&[(path.clone(), bytes.len() as u64)], 4);
+        assert_eq!(splits.len(), 1, "gzip is not splittable");
+        let read: Vec<String> = LineReader::open(&splits[0]).unwrap().collect();
+        assert_eq!(read, lines);
+    }
+
+    #[test]
+    fn a_corrupt_gzip_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.gz");
+        fs::write(&path, b"\x1f\x8b\x08\x00 definitely not deflate data").unwrap();
+        let split = FileSplit {
+            path: path.clone(),
+            start: 0,
+            end: u64::MAX,
+        };
+        let out = crate::task_context::run_task_body(|| Ok(LineReader::open(&split)?.count()));
+        match out.result {
+            Err(crate::error::TaskFailure::Error(text)) => assert!(text.contains("bad.gz"), "{text}"),
+            other => panic!("expected a read error, got {other:?}"),
+        }
     }
 
     #[test]
