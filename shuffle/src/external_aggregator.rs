@@ -61,7 +61,7 @@ where
             agg,
             env,
             map: CombinerMap::default(),
-            tracker: SizeTracker::for_entry::<(K, Option<C>)>(),
+            tracker: SizeTracker::for_entry::<(K, Option<C>)>().with_spill_copy::<Hashed<K, C>>(),
             runs: Vec::new(),
             spill_count: 0,
             fan_in,

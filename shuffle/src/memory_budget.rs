@@ -137,6 +137,9 @@ const ENTRY_SLACK_BYTES: f64 = 16.0;
 #[derive(Debug)]
 pub(crate) struct SizeTracker {
     slot_bytes: u64,
+    /// Bytes per entry of the copy a spill makes (entries are moved into a sorted vector while
+    /// the map's table is still allocated); 0 when spilling copies nothing.
+    spill_copy_bytes: u64,
     updates: u64,
     next_sample: u64,
     samples: u64,
@@ -149,11 +152,19 @@ impl SizeTracker {
     pub(crate) fn for_entry<E>() -> Self {
         SizeTracker {
             slot_bytes: std::mem::size_of::<E>() as u64,
+            spill_copy_bytes: 0,
             updates: 0,
             next_sample: 1,
             samples: 0,
             heap_bytes_per_entry: ENTRY_SLACK_BYTES,
         }
+    }
+
+    /// Counts, per entry, the `S` a spill copies it into (so the budget covers the moment both
+    /// the table and the sorted copy exist).
+    pub(crate) fn with_spill_copy<S>(mut self) -> Self {
+        self.spill_copy_bytes = std::mem::size_of::<S>() as u64;
+        self
     }
 
     /// Records an update (an insert or a merge) of `entry`, sampling its size when due.
@@ -181,7 +192,9 @@ impl SizeTracker {
     /// Estimated bytes of a buffer holding `entries` entries in `slots` allocated slots
     /// (its capacity).
     pub(crate) fn estimate(&self, entries: usize, slots: usize) -> u64 {
-        slots as u64 * self.slot_bytes + (entries as f64 * self.heap_bytes_per_entry) as u64
+        slots as u64 * self.slot_bytes
+            + entries as u64 * self.spill_copy_bytes
+            + (entries as f64 * self.heap_bytes_per_entry) as u64
     }
 
     /// Peak memory while a full map of `slots` slots grows: the new table (about twice as

@@ -77,7 +77,7 @@ where
     C: Serialize + DeserializeOwned,
 {
     let mut map: CombinerMap<K, C> = CombinerMap::default();
-    let mut tracker = SizeTracker::for_entry::<(K, Option<C>)>();
+    let mut tracker = SizeTracker::for_entry::<(K, Option<C>)>().with_spill_copy::<Hashed<K, C>>();
     let mut reservation = MemoryReservation::new(env.budget.clone());
     let mut runs = Vec::new();
     let part = Partitioner {
