@@ -39,16 +39,9 @@ impl ConsoleProgress {
             return;
         }
         self.last_draw = Some(Instant::now());
-        let filled = (WIDTH * done).checked_div(total).unwrap_or(WIDTH);
-        let bar: String = (0..WIDTH)
-            .map(|i| match i.cmp(&filled) {
-                std::cmp::Ordering::Less => '=',
-                std::cmp::Ordering::Equal => '>',
-                std::cmp::Ordering::Greater => ' ',
-            })
-            .collect();
+        let line = render(stage, done, running, total);
         let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r[Stage {stage}:{bar}({done} + {running}) / {total}]");
+        let _ = write!(err, "\r{line}");
         let _ = err.flush();
         self.drawn = true;
     }
@@ -63,8 +56,52 @@ impl ConsoleProgress {
     }
 }
 
+/// `[Stage 3:=========>          (12 + 2) / 40]`: finished tasks as `=`, running ones counted.
+fn render(stage: StageId, done: usize, running: usize, total: usize) -> String {
+    let filled = (WIDTH * done).checked_div(total).unwrap_or(WIDTH).min(WIDTH);
+    let bar: String = (0..WIDTH)
+        .map(|i| match i.cmp(&filled) {
+            std::cmp::Ordering::Less => '=',
+            std::cmp::Ordering::Equal => '>',
+            std::cmp::Ordering::Greater => ' ',
+        })
+        .collect();
+    format!("[Stage {stage}:{bar}({done} + {running}) / {total}]")
+}
+
 impl Drop for ConsoleProgress {
     fn drop(&mut self) {
         self.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_shows_finished_and_running_tasks_as_spark_does() {
+        let line = render(StageId(3), 12, 2, 40);
+        assert_eq!(
+            line,
+            format!("[Stage 3:{}>{}(12 + 2) / 40]", "=".repeat(12), " ".repeat(27))
+        );
+        assert_eq!(
+            render(StageId(0), 0, 2, 2),
+            format!("[Stage 0:>{}(0 + 2) / 2]", " ".repeat(39))
+        );
+        assert_eq!(
+            render(StageId(1), 5, 0, 5),
+            format!("[Stage 1:{}(5 + 0) / 5]", "=".repeat(40))
+        );
+    }
+
+    #[test]
+    fn nothing_is_drawn_when_stderr_is_not_a_terminal_or_progress_is_off() {
+        // Tests run with stderr captured (not a terminal) or with progress off: never due.
+        let mut off = ConsoleProgress::new(false);
+        assert!(!off.is_due());
+        off.update(StageId(1), 1, 1, 2);
+        assert!(!off.drawn);
     }
 }
