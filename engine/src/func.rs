@@ -13,6 +13,14 @@
 //! Because `Fn` traits are fundamental, the blanket impl for plain closures and the impls for
 //! [`With`] coexist (the trick that lets `str::find` take a `char` or a closure).
 //!
+//! A capturing closure does not compile; the error says to use `with`:
+//!
+//! ```compile_fail,E0080
+//! # let ctx = flint_engine::Context::local(1).unwrap();
+//! let k = 3i64;
+//! let shifted = ctx.range(0, 10, 2).map(move |x: i64| x + k); // captures `k`
+//! ```
+//!
 //! Type inference: closures taking their argument by value (`map`, `flat_map`, `reduce_by_key`)
 //! need no annotations. Closures taking a reference (`filter`, `key_by`) need the argument type
 //! written out (`|x: &i64| *x > 0`): rustc does not infer a closure signature through a
