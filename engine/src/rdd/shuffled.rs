@@ -23,7 +23,7 @@ use crate::error::{EngineError, Result};
 use crate::ids::ShuffleId;
 use crate::partitioner::Partitioner;
 use crate::shuffle_map::MapOutput;
-use crate::task_context::{TaskContext, raise, raise_fetch_failed};
+use crate::task_context::{Interruptible, TaskContext, raise, raise_fetch_failed};
 
 /// What the scheduler needs from a shuffle dependency, whatever its types.
 pub(crate) trait ShuffleDep: Send + Sync + 'static {
@@ -80,7 +80,8 @@ impl<K: Key, V: Data, C: Data> ShuffleDep for ShuffleDependency<K, V, C> {
     }
 
     fn run_map_task(&self, map_id: usize, tc: &TaskContext) -> Result<MapOutput> {
-        let records = iterator(&self.parent, map_id, tc)?;
+        // Checked every few thousand records, so cancelling a job stops its map tasks too.
+        let records = Interruptible::new(iterator(&self.parent, map_id, tc)?, tc.killed.clone());
         let env = &tc.env().shuffle;
         let base = env.dirs.map_output(self.id.0, map_id);
         // Every attempt writes its own files, so two attempts of one map task (a retry, or two

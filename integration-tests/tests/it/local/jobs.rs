@@ -174,6 +174,42 @@ fn slow_pair(x: i64) -> (i64, i64) {
     (x % 10, x)
 }
 
+/// Sleeps 100 us for each element: 20,000 elements make a task of about 2 s.
+fn quick_slow_pair(x: i64) -> (i64, i64) {
+    std::thread::sleep(Duration::from_micros(100));
+    (x % 10, x)
+}
+
+#[test]
+fn cancelling_a_job_stops_its_running_map_tasks() -> TestResult {
+    let ctx = ctx();
+    let events = Events::record(&ctx);
+    let sums = ctx
+        .range(0, 40_000, 2)
+        .map(quick_slow_pair)
+        .reduce_by_key(|a: i64, b: i64| a + b);
+    let job = {
+        let sums = sums.clone();
+        std::thread::spawn(move || sums.collect())
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || !ctx.running_jobs().is_empty()),
+        "the job starts"
+    );
+    let running = ctx.running_jobs();
+    assert!(ctx.cancel_job(running[0]));
+    assert!(matches!(
+        job.join().map_err(|_| "job thread panicked")?,
+        Err(EngineError::Cancelled { .. })
+    ));
+    // Both map tasks (about 2 s of work each) noticed the cancellation and stopped early
+    // instead of running to the end.
+    let failures = events.task_failures();
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert!(failures.iter().all(|f| f.contains("killed")), "{failures:?}");
+    Ok(())
+}
+
 #[test]
 fn cancelling_a_job_group_stops_its_jobs_and_no_others() -> TestResult {
     let ctx = ctx();
