@@ -36,7 +36,6 @@ pub fn records(ctx: &Context, n: u64, partitions: usize, seed: u64) -> Rdd<([u8;
                 }
                 (key, value)
             })
-            .collect::<Vec<_>>()
         },
     ))
 }

@@ -105,6 +105,8 @@
 mod aggregator;
 /// Decoding a stored block into records.
 mod block;
+/// Streaming one local block's records frame by frame.
+mod block_stream;
 /// Record encoding (bincode), behind three functions.
 mod codec;
 /// Directory layout; guards that delete spill and temporary files.
@@ -137,6 +139,7 @@ use std::sync::Arc;
 
 pub use aggregator::Aggregator;
 pub use block::{BlockOrigin, BlockRecords, decode_block};
+pub use block_stream::{StreamedBlock, open_block};
 pub use dirs::{MapOutputFiles, ShuffleDirs, SpillFile};
 pub use error::{Result, ShuffleError};
 pub use external_aggregator::{ExternalAggregator, RecordIter};

@@ -203,6 +203,31 @@ pub(crate) fn decode_index(bytes: &[u8]) -> Result<Vec<(u64, u64)>, String> {
     Ok(ranges)
 }
 
+/// Opens the data file of a map output at the start of block `reduce_id`, after checking the
+/// index (its checksum, the data file's length). Returns the file, the block's offset and length.
+pub(crate) fn locate_block(files: &MapOutputFiles, reduce_id: usize) -> Result<(File, u64, u64)> {
+    let bytes = fs::read(&files.index).map_err(|e| ShuffleError::open(&files.index, e))?;
+    let ranges = decode_index(&bytes).map_err(|d| ShuffleError::corrupt(&files.index, reduce_id, d))?;
+    let Some(&(offset, len)) = ranges.get(reduce_id) else {
+        return Err(ShuffleError::NoSuchBlock {
+            path: files.index.clone(),
+            reduce_id,
+            num_partitions: ranges.len(),
+        });
+    };
+    let data = File::open(&files.data).map_err(|e| ShuffleError::open(&files.data, e))?;
+    let data_len = data.metadata().map_err(|e| ShuffleError::io(&files.data, e))?.len();
+    let described = ranges.last().map_or(0, |&(o, l)| o + l);
+    if data_len != described {
+        return Err(ShuffleError::corrupt(
+            &files.data,
+            reduce_id,
+            format!("data file has {data_len} bytes, its index describes {described}"),
+        ));
+    }
+    Ok((data, offset, len))
+}
+
 /// Reads the stored (still compressed, checksummed) bytes of reduce partition
 /// `reduce_id`'s block, through the map output's index.
 ///
@@ -213,25 +238,7 @@ pub(crate) fn decode_index(bytes: &[u8]) -> Result<Vec<(u64, u64)>, String> {
 /// An empty block is an empty `Vec`. Block contents are verified by
 /// [`decode_block`](crate::decode_block).
 pub fn read_block(files: &MapOutputFiles, reduce_id: usize) -> Result<Vec<u8>> {
-    let bytes = fs::read(&files.index).map_err(|e| ShuffleError::open(&files.index, e))?;
-    let ranges = decode_index(&bytes).map_err(|d| ShuffleError::corrupt(&files.index, reduce_id, d))?;
-    let Some(&(offset, len)) = ranges.get(reduce_id) else {
-        return Err(ShuffleError::NoSuchBlock {
-            path: files.index.clone(),
-            reduce_id,
-            num_partitions: ranges.len(),
-        });
-    };
-    let mut data = File::open(&files.data).map_err(|e| ShuffleError::open(&files.data, e))?;
-    let data_len = data.metadata().map_err(|e| ShuffleError::io(&files.data, e))?.len();
-    let described = ranges.last().map_or(0, |&(o, l)| o + l);
-    if data_len != described {
-        return Err(ShuffleError::corrupt(
-            &files.data,
-            reduce_id,
-            format!("data file has {data_len} bytes, its index describes {described}"),
-        ));
-    }
+    let (mut data, offset, len) = locate_block(files, reduce_id)?;
     let mut block = vec![0u8; len as usize];
     if len > 0 {
         data.seek(SeekFrom::Start(offset))

@@ -12,7 +12,7 @@ use std::panic::Location;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
-use flint_shuffle::{self as shuffle, Aggregator, BlockOrigin, ExternalAggregator, ExternalSorter, MapOutputFiles};
+use flint_shuffle::{self as shuffle, Aggregator, ExternalAggregator, ExternalSorter, MapOutputFiles};
 use serde::de::DeserializeOwned;
 
 use super::{BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode, iterator};
@@ -138,7 +138,7 @@ struct BlockStream<K, X> {
     reduce_id: usize,
     outputs: std::vec::IntoIter<(usize, MapOutputFiles)>,
     /// The map output being read: map partition, data file, records.
-    current: Option<(usize, PathBuf, shuffle::BlockRecords<K, X>)>,
+    current: Option<(usize, PathBuf, shuffle::StreamedBlock<K, X>)>,
 }
 
 impl<K: DeserializeOwned, X: DeserializeOwned> Iterator for BlockStream<K, X> {
@@ -161,12 +161,9 @@ impl<K: DeserializeOwned, X: DeserializeOwned> Iterator for BlockStream<K, X> {
                 let detail = crate::error::report(&e);
                 raise_fetch_failed(self.shuffle, map_id, self.reduce_id, Some(files.data.clone()), detail)
             };
-            let origin = BlockOrigin {
-                path: files.data.clone(),
-                reduce_id: self.reduce_id,
-            };
-            let raw = shuffle::read_block(&files, self.reduce_id).unwrap_or_else(|e| fail(e));
-            let records = shuffle::decode_block::<K, X>(&raw, &origin).unwrap_or_else(|e| fail(e));
+            // Streamed frame by frame: a reader holds one frame, not the whole block. A corrupt
+            // frame fails the task, so the records read before it are discarded with its output.
+            let records = shuffle::open_block::<K, X>(&files, self.reduce_id).unwrap_or_else(|e| fail(e));
             self.current = Some((map_id, files.data, records));
         }
     }
