@@ -28,7 +28,8 @@
 //! Layout:
 //! - [`context`]: the driver's `Context` and its builder;
 //! - [`conf`]: configuration keys, defaults and `FLINT_*` variables;
-//! - `rdd`: the `Rdd<T>` handle and one module per node kind, pair operations, actions;
+//! - `rdd`: the `Rdd<T>` handle and one module per node kind, pair operations, actions,
+//!   numeric statistics;
 //! - `scheduler`: DAG scheduler (stages, retries, fetch failures), local backend, progress bar;
 //! - [`partitioner`]: hash and range partitioners;
 //! - `storage`: the block manager behind `persist`;
@@ -69,7 +70,7 @@ pub use error::{EngineError, Result, TaskFailure, TaskRef, report};
 pub use func::{Fun1, Fun2, With, with};
 pub use ids::{AccumulatorId, BroadcastId, JobId, RddId, ShuffleId, StageId};
 pub use partitioner::{HashPartitioner, Partitioner, RangePartitioner};
-pub use rdd::{BoxIter, LocalIterator, Rdd};
+pub use rdd::{BoxIter, LocalIterator, Numeric, Rdd, StatCounter};
 pub use scheduler::SchedulerEvent;
 pub use storage::StorageLevel;
 pub use task_context::TaskContext;

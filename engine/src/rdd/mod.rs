@@ -12,6 +12,7 @@ mod cartesian;
 mod checkpoint;
 mod coalesce;
 mod narrow;
+mod numeric;
 mod pair;
 mod pipe;
 mod sample;
@@ -41,6 +42,7 @@ use crate::task_context::{TaskContext, raise};
 pub use actions::LocalIterator;
 pub(crate) use checkpoint::CheckpointState;
 pub(crate) use narrow::ClosurePartitionFn;
+pub use numeric::{Numeric, StatCounter};
 pub(crate) use sample::partition_rng;
 pub(crate) use shuffled::{ShuffleDep, ShuffleSpec};
 

@@ -223,3 +223,27 @@ fn actions_on_shuffled_rdds() -> TestResult {
     assert_eq!(counts.keys().top(1)?, vec![9]);
     Ok(())
 }
+
+#[test]
+fn numeric_statistics_match_a_sequential_computation() -> TestResult {
+    let ctx = flint::Context::local(2)?;
+    let xs: Vec<f64> = (0..5000).map(|i| ((i * 7919) % 1013) as f64 * 0.5 - 100.0).collect();
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let variance = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+    for parts in [1, 3, 8] {
+        let rdd = ctx.parallelize(xs.clone(), parts);
+        let s = rdd.stats()?;
+        assert_eq!(s.count, 5000);
+        assert!((s.mean - mean).abs() < 1e-9, "{parts} partitions");
+        assert!((s.variance() - variance).abs() < 1e-6);
+        assert_eq!(s.min, xs.iter().cloned().fold(f64::INFINITY, f64::min));
+        assert_eq!(s.max, xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+        assert!((rdd.sum()? - xs.iter().sum::<f64>()).abs() < 1e-6);
+        assert!((rdd.stdev()? - variance.sqrt()).abs() < 1e-9);
+    }
+    // Integers too, and an empty RDD.
+    assert_eq!(ctx.range(0, 1001, 4).sum()?, 500_500.0);
+    assert!(ctx.empty::<i64>().mean()?.is_nan());
+    Ok(())
+}
