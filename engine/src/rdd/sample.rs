@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use rand::{RngExt, SeedableRng};
+
 use rand_pcg::Pcg64Mcg;
 
 use super::narrow::PartitionFn;
@@ -20,6 +21,30 @@ pub(crate) fn partition_rng(seed: u64, split: usize) -> Pcg64Mcg {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     Pcg64Mcg::seed_from_u64(z ^ (z >> 31))
+}
+
+/// A sampling fraction that yields at least `num` of `total` elements with probability
+/// about 99.99% (Spark's `SamplingUtils.computeFractionForSampleSize`).
+fn sample_fraction(num: u64, total: u64, with_replacement: bool) -> f64 {
+    let n = num as f64;
+    let t = total as f64;
+    let fraction = n / t;
+    if with_replacement {
+        // Poisson: num + 5 standard deviations (more for small samples).
+        let sd = if num < 12 {
+            9.0
+        } else if num < 60 {
+            6.0
+        } else {
+            5.0
+        };
+        (n + sd * n.sqrt()).max(1e-10) / t
+    } else {
+        // Binomial: a bound from Chernoff-style inequalities, as Spark.
+        let delta: f64 = 1e-4;
+        let gamma = -delta.ln() / t;
+        (fraction + gamma + (gamma * gamma + 2.0 * gamma * fraction).sqrt()).min(1.0)
+    }
 }
 
 /// Draws from Poisson(lambda) (Knuth's method; lambda is a sampling fraction, small).
@@ -89,6 +114,46 @@ impl<T: Data> Rdd<T> {
                 seed,
             },
         )
+    }
+
+    /// `num` elements drawn at random (an action), as Spark's `takeSample`: the RDD is counted,
+    /// sampled with a fraction large enough to yield `num` elements with high probability
+    /// (resampled with a new seed in the rare case it does not), and the sample shuffled.
+    /// Without replacement and `num >= count`, every element is returned, shuffled.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let picked = ctx.range(0, 1000, 4).take_sample(false, 10, 7).unwrap();
+    /// assert_eq!(picked.len(), 10);
+    /// assert_eq!(picked, ctx.range(0, 1000, 4).take_sample(false, 10, 7).unwrap(), "seeded");
+    /// ```
+    #[track_caller]
+    pub fn take_sample(&self, with_replacement: bool, num: usize, seed: u64) -> Result<Vec<T>> {
+        use rand::seq::SliceRandom;
+        if num == 0 {
+            return Ok(Vec::new());
+        }
+        let count = self.count()?;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let mut rng = partition_rng(seed, usize::MAX);
+        if !with_replacement && num as u64 >= count {
+            let mut all = self.collect()?;
+            all.shuffle(&mut rng);
+            return Ok(all);
+        }
+        let fraction = sample_fraction(num as u64, count, with_replacement);
+        let mut attempt_seed = seed;
+        let mut sample = self.sample(with_replacement, fraction, attempt_seed).collect()?;
+        // The fraction makes a short sample very unlikely (Spark: 99.99%); retry if it happens.
+        while sample.len() < num {
+            attempt_seed = attempt_seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            sample = self.sample(with_replacement, fraction, attempt_seed).collect()?;
+        }
+        sample.shuffle(&mut rng);
+        sample.truncate(num);
+        Ok(sample)
     }
 
     /// Splits the RDD randomly by `weights` (normalised to sum 1): every element lands in

@@ -247,3 +247,31 @@ fn numeric_statistics_match_a_sequential_computation() -> TestResult {
     assert!(ctx.empty::<i64>().mean()?.is_nan());
     Ok(())
 }
+
+#[test]
+fn take_sample_returns_distinct_elements_of_the_rdd_and_is_seeded() -> TestResult {
+    let ctx = flint::Context::local(2)?;
+    let rdd = ctx.range(0, 10_000, 7);
+    for num in [1, 10, 500] {
+        let picked = rdd.take_sample(false, num, 3)?;
+        assert_eq!(picked.len(), num);
+        let mut unique = picked.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), num, "without replacement, no element twice");
+        assert!(picked.iter().all(|x| (0..10_000).contains(x)));
+        assert_eq!(picked, rdd.take_sample(false, num, 3)?, "same seed, same sample");
+    }
+    assert_ne!(rdd.take_sample(false, 20, 3)?, rdd.take_sample(false, 20, 4)?);
+    // Asking for more than there is: everything, shuffled.
+    let small = ctx.range(0, 50, 3);
+    let mut all = small.take_sample(false, 80, 1)?;
+    all.sort();
+    assert_eq!(all, (0..50).collect::<Vec<i64>>());
+    // With replacement, the sample can be larger than the RDD.
+    let with = small.take_sample(true, 200, 1)?;
+    assert_eq!(with.len(), 200);
+    assert!(with.iter().all(|x| (0..50).contains(x)));
+    assert!(ctx.empty::<i64>().take_sample(true, 5, 1)?.is_empty());
+    Ok(())
+}
