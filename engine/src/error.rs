@@ -49,6 +49,14 @@ pub enum EngineError {
         #[source]
         source: io::Error,
     },
+    /// A file flint wrote (a checkpoint or a disk-cached partition) is damaged.
+    #[error("{path} is damaged: {detail}")]
+    CorruptFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// An output directory exists already (as Spark, flint never overwrites output).
     #[error("output directory {path} already exists")]
     OutputExists {

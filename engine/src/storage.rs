@@ -8,7 +8,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::fs;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -233,18 +233,95 @@ impl BlockManager {
 }
 
 /// Writes `items` to `path` atomically (temporary file, then rename).
+///
+/// Format (version 1): magic `FLBK`, version byte, crc32c of the payload (u32 LE), payload
+/// length (u64 LE), then the bincode payload. The checksum makes a damaged file an error
+/// instead of a silently different partition.
 pub(crate) fn write_block<T: Serialize>(path: &Path, items: &[T]) -> Result<()> {
+    let payload = bincode::serialize(items).map_err(|e| EngineError::codec(path.display().to_string(), e))?;
     let tmp = path.with_extension("tmp");
     let file = fs::File::create(&tmp).map_err(|e| EngineError::write(&tmp, e))?;
     let mut w = BufWriter::new(file);
-    bincode::serialize_into(&mut w, items).map_err(|e| EngineError::codec(path.display().to_string(), e))?;
-    w.flush().map_err(|e| EngineError::write(&tmp, e))?;
+    let header = block_header(&payload);
+    w.write_all(&header)
+        .and_then(|()| w.write_all(&payload))
+        .and_then(|()| w.flush())
+        .map_err(|e| EngineError::write(&tmp, e))?;
     drop(w);
     fs::rename(&tmp, path).map_err(|e| EngineError::write(path, e))
 }
 
-/// Reads a block written by [`write_block`].
+const BLOCK_MAGIC: &[u8; 4] = b"FLBK";
+const BLOCK_VERSION: u8 = 1;
+const BLOCK_HEADER_LEN: usize = 4 + 1 + 4 + 8;
+
+fn block_header(payload: &[u8]) -> [u8; BLOCK_HEADER_LEN] {
+    let mut h = [0u8; BLOCK_HEADER_LEN];
+    h[..4].copy_from_slice(BLOCK_MAGIC);
+    h[4] = BLOCK_VERSION;
+    h[5..9].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    h[9..].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    h
+}
+
+/// Reads a block written by [`write_block`]; a damaged file is [`EngineError::CorruptFile`].
 pub(crate) fn read_block<T: Data>(path: &Path) -> Result<Vec<T>> {
-    let file = fs::File::open(path).map_err(|e| EngineError::read(path, e))?;
-    bincode::deserialize_from(BufReader::new(file)).map_err(|e| EngineError::codec(path.display().to_string(), e))
+    let mut bytes = Vec::new();
+    fs::File::open(path)
+        .and_then(|f| BufReader::new(f).read_to_end(&mut bytes))
+        .map_err(|e| EngineError::read(path, e))?;
+    let corrupt = |detail: String| EngineError::CorruptFile {
+        path: path.to_path_buf(),
+        detail,
+    };
+    if bytes.len() < BLOCK_HEADER_LEN || &bytes[..4] != BLOCK_MAGIC {
+        return Err(corrupt("not a flint block file (bad header)".into()));
+    }
+    if bytes[4] != BLOCK_VERSION {
+        return Err(corrupt(format!(
+            "block format version {} (this build reads {BLOCK_VERSION})",
+            bytes[4]
+        )));
+    }
+    let crc = u32::from_le_bytes(bytes[5..9].try_into().expect("4 bytes"));
+    let len = u64::from_le_bytes(bytes[9..BLOCK_HEADER_LEN].try_into().expect("8 bytes"));
+    let payload = &bytes[BLOCK_HEADER_LEN..];
+    if payload.len() as u64 != len {
+        return Err(corrupt(format!(
+            "{} payload bytes, the header says {len}",
+            payload.len()
+        )));
+    }
+    if crc32c::crc32c(payload) != crc {
+        return Err(corrupt("checksum mismatch".into()));
+    }
+    bincode::deserialize(payload).map_err(|e| EngineError::codec(path.display().to_string(), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_round_trip_and_damage_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.block");
+        let items: Vec<(String, u64)> = (0..500).map(|i| (format!("k{i}"), i)).collect();
+        write_block(&path, &items).unwrap();
+        assert_eq!(read_block::<(String, u64)>(&path).unwrap(), items);
+        let good = fs::read(&path).unwrap();
+        for at in [0, 4, 7, 12, BLOCK_HEADER_LEN, good.len() / 2, good.len() - 1] {
+            let mut bad = good.clone();
+            bad[at] ^= 0x40;
+            fs::write(&path, &bad).unwrap();
+            let err = read_block::<(String, u64)>(&path).unwrap_err();
+            assert!(matches!(err, EngineError::CorruptFile { .. }), "byte {at}: {err}");
+            assert!(err.to_string().contains("b.block"), "{err}");
+        }
+        fs::write(&path, &good[..good.len() - 3]).unwrap();
+        assert!(matches!(
+            read_block::<(String, u64)>(&path),
+            Err(EngineError::CorruptFile { .. })
+        ));
+    }
 }

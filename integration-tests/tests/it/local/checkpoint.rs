@@ -112,3 +112,29 @@ fn a_checkpoint_is_written_by_a_job_on_a_descendant() -> TestResult {
     assert_eq!(sorted(child.collect()?), expected);
     Ok(())
 }
+
+#[test]
+fn a_damaged_checkpoint_file_is_an_error_naming_it() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let ctx = Context::builder()
+        .master("local[2]")
+        .checkpoint_dir(dir.path())
+        .build()?;
+    let rdd = iterate(&ctx);
+    rdd.checkpoint()?;
+    rdd.count()?;
+    assert!(rdd.is_checkpointed());
+    let part = files_under(dir.path())
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("part-00001"))
+        .ok_or("no checkpoint file")?;
+    let mut bytes = std::fs::read(&part)?;
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&part, bytes)?;
+    // The lineage is cut, so there is nothing to recompute from: the job fails and says where.
+    let err = rdd.collect().expect_err("a damaged checkpoint cannot be read");
+    let text = flint::report(&err);
+    assert!(text.contains("part-00001") && text.contains("damaged"), "{text}");
+    Ok(())
+}
