@@ -22,6 +22,8 @@ pub const MIN_CONSUMER_BYTES: u64 = 64 * 1024;
 pub struct MemoryBudget {
     limit_bytes: u64,
     used_bytes: AtomicU64,
+    /// Live [`MemoryReservation`]s: each may hold at most `limit / consumers`.
+    consumers: AtomicU64,
 }
 
 impl MemoryBudget {
@@ -30,12 +32,20 @@ impl MemoryBudget {
         Arc::new(MemoryBudget {
             limit_bytes,
             used_bytes: AtomicU64::new(0),
+            consumers: AtomicU64::new(0),
         })
     }
 
     /// The limit.
     pub fn limit_bytes(&self) -> u64 {
         self.limit_bytes
+    }
+
+    /// The most one consumer may hold now: an equal share among the live consumers (as
+    /// Spark's execution memory: a task gets at most 1/N of the pool while N tasks run), so
+    /// one consumer that grew first cannot starve the others into spilling constantly.
+    pub fn fair_share_bytes(&self) -> u64 {
+        self.limit_bytes / self.consumers.load(Ordering::Acquire).max(1)
     }
 
     /// Bytes currently granted.
@@ -85,6 +95,7 @@ pub struct MemoryReservation {
 impl MemoryReservation {
     /// A reservation holding nothing yet.
     pub fn new(budget: Arc<MemoryBudget>) -> Self {
+        budget.consumers.fetch_add(1, Ordering::AcqRel);
         MemoryReservation { budget, held_bytes: 0 }
     }
 
@@ -102,7 +113,11 @@ impl MemoryReservation {
         if needed <= self.held_bytes.max(MIN_CONSUMER_BYTES) {
             return true;
         }
-        let want = needed.saturating_mul(2) - self.held_bytes;
+        let share = self.budget.fair_share_bytes();
+        if needed > share {
+            return false;
+        }
+        let want = needed.saturating_mul(2).min(share).saturating_sub(self.held_bytes);
         self.held_bytes += self.budget.try_reserve(want);
         needed <= self.held_bytes
     }
@@ -117,6 +132,7 @@ impl MemoryReservation {
 impl Drop for MemoryReservation {
     fn drop(&mut self) {
         self.release_all();
+        self.budget.consumers.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -206,6 +222,25 @@ impl SizeTracker {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn live_consumers_share_the_budget_equally() {
+        let b = MemoryBudget::new(1_000_000);
+        let mut first = MemoryReservation::new(b.clone());
+        assert!(first.try_cover(900_000), "alone, a consumer may use nearly everything");
+        first.release_all();
+        let mut second = MemoryReservation::new(b.clone());
+        assert_eq!(b.fair_share_bytes(), 500_000);
+        assert!(
+            !first.try_cover(600_000),
+            "with two consumers, more than half is refused"
+        );
+        assert!(first.try_cover(400_000));
+        assert!(second.try_cover(450_000), "the second still gets its share");
+        assert!(b.used_bytes() <= 1_000_000);
+        drop(second);
+        assert_eq!(b.fair_share_bytes(), 1_000_000);
+    }
+
     use super::*;
     use std::thread;
 
@@ -266,7 +301,7 @@ mod tests {
         let mut r = MemoryReservation::new(b.clone());
         assert!(r.try_cover(MIN_CONSUMER_BYTES), "the minimum needs no grant");
         assert!(!r.try_cover(MIN_CONSUMER_BYTES + 1));
-        assert_eq!(r.held_bytes(), 1, "took what there was");
+        assert_eq!(r.held_bytes(), 0, "more than its share is refused outright");
         r.release_all();
         assert_eq!(b.used_bytes(), 0);
 
