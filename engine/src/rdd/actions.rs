@@ -240,7 +240,8 @@ impl<T: Data> Rdd<T> {
 
     /// Writes one text file per partition (`part-00000`, ...) into the new directory `path`,
     /// each element on its own line; files appear atomically (temporary file, then rename) and
-    /// `_SUCCESS` marks a complete output. An existing `path` is an error (nothing is overwritten).
+    /// `_SUCCESS` marks a complete output. An existing `path` is an error (nothing is overwritten);
+    /// a failed save removes the directory it created.
     #[track_caller]
     pub fn save_as_text_file(&self, path: impl AsRef<Path>) -> Result<()>
     where
@@ -272,7 +273,9 @@ impl<T: Data> Rdd<T> {
             n
         });
         if let Err(e) = written {
-            let _ = fs::remove_dir_all(dir.join("_temporary"));
+            // The directory did not exist before this call: remove it whole, so that a failed
+            // save leaves nothing behind and can simply be run again.
+            let _ = fs::remove_dir_all(&dir);
             return Err(e);
         }
         let _ = fs::remove_dir_all(dir.join("_temporary"));

@@ -150,3 +150,30 @@ fn save_as_text_file_of_an_empty_rdd_writes_only_the_marker() -> TestResult {
     assert_eq!(ctx.text_file(&path_state(&out), 1).count()?, 0);
     Ok(())
 }
+
+fn fails_on_the_last_element(x: i64) -> String {
+    assert!(x != 999, "cannot render {x}");
+    x.to_string()
+}
+
+#[test]
+fn a_failed_save_leaves_no_directory_and_can_be_retried() -> TestResult {
+    let ctx = ctx();
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("out");
+    let err = ctx
+        .range(0, 1000, 4)
+        .map(fails_on_the_last_element)
+        .save_as_text_file(&out)
+        .expect_err("the last partition always fails");
+    assert!(
+        flint::report(&err).contains("cannot render 999"),
+        "{}",
+        flint::report(&err)
+    );
+    assert!(!out.exists(), "nothing is left behind");
+    ctx.range(0, 1000, 4).save_as_text_file(&out)?;
+    assert!(out.join("_SUCCESS").exists());
+    assert_eq!(ctx.text_file(out.to_str().ok_or("path")?, 2).count()?, 1000);
+    Ok(())
+}
