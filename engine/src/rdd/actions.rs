@@ -39,6 +39,12 @@ impl<T: Data> Rdd<T> {
     }
 
     /// All elements, in partition order.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let v = ctx.parallelize(vec![3, 1, 2], 2).collect().unwrap();
+    /// assert_eq!(v, vec![3, 1, 2]);
+    /// ```
     pub fn collect(&self) -> Result<Vec<T>> {
         let n = self.num_partitions();
         let parts = self.ctx.run_job(self, &(0..n).collect::<Vec<_>>())?;
@@ -50,6 +56,11 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Number of elements.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// assert_eq!(ctx.range(0, 10, 3).count().unwrap(), 10);
+    /// ```
     #[track_caller]
     pub fn count(&self) -> Result<u64> {
         Ok(self
@@ -66,6 +77,11 @@ impl<T: Data> Rdd<T> {
 
     /// The first `n` elements, scanning as few partitions as possible (as Spark: one partition,
     /// then four times as many per round).
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// assert_eq!(ctx.range(0, 100, 4).take(3).unwrap(), vec![0, 1, 2]);
+    /// ```
     #[track_caller]
     pub fn take(&self, n: usize) -> Result<Vec<T>> {
         let total = self.num_partitions();
@@ -89,6 +105,12 @@ impl<T: Data> Rdd<T> {
     }
 
     /// The first element; an error on an empty RDD.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// assert_eq!(ctx.parallelize(vec![7, 8], 2).first().unwrap(), 7);
+    /// assert!(ctx.empty::<i32>().first().is_err());
+    /// ```
     #[track_caller]
     pub fn first(&self) -> Result<T> {
         self.take(1)?
@@ -98,6 +120,11 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Merges all elements with `f` (associative, commutative); an error on an empty RDD.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// assert_eq!(ctx.range(1, 5, 2).reduce(|a, b| a * b).unwrap(), 24);
+    /// ```
     #[track_caller]
     pub fn reduce<F: Fun2<T, T, T>>(&self, f: F) -> Result<T> {
         #[allow(clippy::let_unit_value)]
@@ -113,6 +140,11 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Folds each partition from `zero`, then the partition results from `zero` again.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// assert_eq!(ctx.range(1, 5, 2).fold(0, |a, b| a + b).unwrap(), 10);
+    /// ```
     #[track_caller]
     pub fn fold<F: Fun2<T, T, T>>(&self, zero: T, f: F) -> Result<T> {
         #[allow(clippy::let_unit_value)]
@@ -124,6 +156,15 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Aggregates each partition into a `U` with `seq`, then merges the `U`s with `comb`.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// // (sum, count) in one pass
+    /// let (s, n) = ctx.range(1, 5, 2)
+    ///     .aggregate((0i64, 0u64), |(s, n): (i64, u64), x: i64| (s + x, n + 1), |a: (i64, u64), b: (i64, u64)| (a.0 + b.0, a.1 + b.1))
+    ///     .unwrap();
+    /// assert_eq!((s, n), (10, 4));
+    /// ```
     #[track_caller]
     pub fn aggregate<U: Data, F1: Fun2<U, T, U>, F2: Fun2<U, U, U>>(&self, zero: U, seq: F1, comb: F2) -> Result<U> {
         #[allow(clippy::let_unit_value)]
@@ -136,6 +177,12 @@ impl<T: Data> Rdd<T> {
 
     /// `aggregate` with the partition results merged in a tree of `depth` levels on the
     /// cluster (as Spark's `treeAggregate`), so the driver receives few results.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let total = ctx.range(0, 1000, 16).tree_aggregate(0i64, |a: i64, x: i64| a + x, |a: i64, b: i64| a + b, 2).unwrap();
+    /// assert_eq!(total, 499_500);
+    /// ```
     #[track_caller]
     pub fn tree_aggregate<U: Data, F1: Fun2<U, T, U>, F2: Fun2<U, U, U>>(
         &self,
@@ -211,6 +258,13 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Runs `f` on every element (for its side effects, e.g. accumulators).
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let seen = ctx.accumulator(0u64);
+    /// ctx.range(0, 10, 2).foreach(flint_engine::with(seen.clone(), |s: &flint_engine::Accumulator<u64>, _x: i64| s.add(1))).unwrap();
+    /// assert_eq!(seen.value(), 10);
+    /// ```
     #[track_caller]
     pub fn foreach<F: Fun1<T, ()>>(&self, f: F) -> Result<()> {
         #[allow(clippy::let_unit_value)]
@@ -229,6 +283,12 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Iterates the elements on the driver, running one job per partition as needed.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let it = ctx.range(0, 5, 2).to_local_iterator();
+    /// assert_eq!(it.collect::<Result<Vec<_>, _>>().unwrap(), vec![0, 1, 2, 3, 4]);
+    /// ```
     pub fn to_local_iterator(&self) -> LocalIterator<T> {
         LocalIterator {
             rdd: self.clone(),
@@ -242,6 +302,15 @@ impl<T: Data> Rdd<T> {
     /// each element on its own line; files appear atomically (temporary file, then rename) and
     /// `_SUCCESS` marks a complete output. An existing `path` is an error (nothing is overwritten);
     /// a failed save removes the directory it created.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let out = dir.path().join("out");
+    /// ctx.range(0, 3, 2).save_as_text_file(&out).unwrap();
+    /// assert!(out.join("_SUCCESS").exists());
+    /// assert!(ctx.range(0, 3, 2).save_as_text_file(&out).is_err(), "never overwrites");
+    /// ```
     #[track_caller]
     pub fn save_as_text_file(&self, path: impl AsRef<Path>) -> Result<()>
     where
@@ -304,6 +373,11 @@ fn with_fn2<A, B, R, G: Fn(A, B) -> R + Send + Sync + 'static>(g: G) -> impl Fun
 
 impl<T: Data + Ord> Rdd<T> {
     /// The `n` smallest elements, ascending.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// assert_eq!(ctx.parallelize(vec![5, 1, 4, 2], 2).take_ordered(2).unwrap(), vec![1, 2]);
+    /// ```
     #[track_caller]
     pub fn take_ordered(&self, n: usize) -> Result<Vec<T>> {
         let partials = self.per_partition("take_ordered", move |_, it| smallest(it, n))?;
@@ -311,6 +385,11 @@ impl<T: Data + Ord> Rdd<T> {
     }
 
     /// The `n` largest elements, descending.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// assert_eq!(ctx.parallelize(vec![5, 1, 4, 2], 2).top(2).unwrap(), vec![5, 4]);
+    /// ```
     #[track_caller]
     pub fn top(&self, n: usize) -> Result<Vec<T>> {
         let partials = self.per_partition("top", move |_, it| largest(it, n))?;
@@ -356,6 +435,12 @@ fn largest<T: Ord>(it: impl Iterator<Item = T>, n: usize) -> Vec<T> {
 
 impl<T: Key> Rdd<T> {
     /// How often each distinct element occurs.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let c = ctx.parallelize(vec!['a', 'b', 'a'], 2).count_by_value().unwrap();
+    /// assert_eq!(c[&'a'], 2);
+    /// ```
     #[track_caller]
     pub fn count_by_value(&self) -> Result<HashMap<T, u64>> {
         self.map(|x: T| (x, 1u64)).count_by_key_summed()

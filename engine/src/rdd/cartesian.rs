@@ -45,6 +45,12 @@ impl<A: Data, B: Data> Compute<(A, B)> for CartesianNode<A, B> {
 
 impl<T: Data> Rdd<T> {
     /// All pairs `(a, b)` with `a` from `self` and `b` from `other`.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let c = ctx.range(0, 2, 1).cartesian(&ctx.parallelize(vec!['x', 'y'], 1));
+    /// assert_eq!(c.collect().unwrap(), vec![(0, 'x'), (0, 'y'), (1, 'x'), (1, 'y')]);
+    /// ```
     #[track_caller]
     pub fn cartesian<U: Data>(&self, other: &Rdd<U>) -> Rdd<(T, U)> {
         let node = CartesianNode {

@@ -175,6 +175,12 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Applies `f` to each partition's index and iterator.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let tagged = ctx.range(0, 4, 2).map_partitions_with_index(|i: usize, it: flint_engine::BoxIter<i64>| it.map(move |x| (i, x)));
+    /// assert_eq!(tagged.collect().unwrap(), vec![(0, 0), (0, 1), (1, 2), (1, 3)]);
+    /// ```
     #[track_caller]
     pub fn map_partitions_with_index<U: Data, I, F>(&self, f: F) -> Rdd<U>
     where
@@ -188,6 +194,11 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Turns each partition into one vector.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// assert_eq!(ctx.range(0, 4, 2).glom().collect().unwrap(), vec![vec![0, 1], vec![2, 3]]);
+    /// ```
     #[track_caller]
     pub fn glom(&self) -> Rdd<Vec<T>> {
         self.with_partition_fn(
@@ -197,6 +208,12 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Pairs each element with the key `f` computes: `(f(&x), x)`.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let k = ctx.parallelize(vec!["apple".to_string()], 1).key_by(|s: &String| s.len());
+    /// assert_eq!(k.collect().unwrap(), vec![(5, "apple".to_string())]);
+    /// ```
     #[track_caller]
     pub fn key_by<K: Data, F: for<'a> Fun1<&'a T, K>>(&self, f: F) -> Rdd<(K, T)> {
         #[allow(clippy::let_unit_value)]

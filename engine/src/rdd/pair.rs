@@ -33,6 +33,12 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     /// Applies `f` to each value, keeping keys (and partitioning).
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let v = ctx.parallelize(vec![(1, 2)], 1).map_values(|v: i32| v * 10).collect().unwrap();
+    /// assert_eq!(v, vec![(1, 20)]);
+    /// ```
     #[track_caller]
     pub fn map_values<U: Data, F: Fun1<V, U>>(&self, f: F) -> Rdd<(K, U)> {
         #[allow(clippy::let_unit_value)]
@@ -83,6 +89,17 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// The general by-key aggregation: `create` makes a combiner from a key's first value,
     /// `merge_value` adds a value, `merge_combiners` merges two combiners. Combines map-side,
     /// spills past the memory limit.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// // Average per key: combiners are (sum, count).
+    /// let avg = ctx.parallelize(vec![(1, 2.0), (1, 4.0), (2, 5.0)], 2)
+    ///     .combine_by_key(|v: f64| (v, 1u32), |(s, n): (f64, u32), v: f64| (s + v, n + 1), |a: (f64, u32), b: (f64, u32)| (a.0 + b.0, a.1 + b.1), 2)
+    ///     .map_values(|(s, n): (f64, u32)| s / n as f64);
+    /// let mut out = avg.collect().unwrap();
+    /// out.sort_by(|a, b| a.0.cmp(&b.0));
+    /// assert_eq!(out, vec![(1, 3.0), (2, 5.0)]);
+    /// ```
     #[track_caller]
     pub fn combine_by_key<C: Data, F1, F2, F3>(
         &self,
@@ -186,6 +203,14 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     /// All values of each key. Without map-side combine (it would save nothing); spills.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let mut g = ctx.parallelize(vec![(1, 'a'), (2, 'b'), (1, 'c')], 2).group_by_key().collect().unwrap();
+    /// g.sort();
+    /// for (_, vs) in &mut g { vs.sort(); }
+    /// assert_eq!(g, vec![(1, vec!['a', 'c']), (2, vec!['b'])]);
+    /// ```
     #[track_caller]
     pub fn group_by_key(&self) -> Rdd<(K, Vec<V>)> {
         let n = self.default_shuffle_partitions();
@@ -210,12 +235,28 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     /// Re-partitions by `partitioner` (a shuffle without combining).
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let p = ctx.range(0, 100, 4).map(|x: i64| (x, ())).partition_by(flint_engine::HashPartitioner::new(3));
+    /// assert_eq!(p.num_partitions(), 3);
+    /// assert_eq!(p.count().unwrap(), 100);
+    /// ```
     #[track_caller]
     pub fn partition_by<P: Partitioner<K>>(&self, partitioner: P) -> Rdd<(K, V)> {
         self.shuffle_plain("partition_by", Arc::new(partitioner), None)
     }
 
     /// Groups both RDDs' values by key: `(k, (values in self, values in other))`.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let a = ctx.parallelize(vec![(1, 'a')], 1);
+    /// let b = ctx.parallelize(vec![(1, 10), (2, 20)], 1);
+    /// let mut c = a.cogroup(&b).collect().unwrap();
+    /// c.sort();
+    /// assert_eq!(c, vec![(1, (vec!['a'], vec![10])), (2, (vec![], vec![20]))]);
+    /// ```
     #[track_caller]
     pub fn cogroup<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Vec<V>, Vec<W>))> {
         let n = self.default_shuffle_partitions().max(other.num_partitions());
@@ -267,6 +308,15 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     /// Left outer join: every `(k, v)` of `self`, with each matching `w` or `None`.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let a = ctx.parallelize(vec![(1, 'a'), (2, 'b')], 1);
+    /// let b = ctx.parallelize(vec![(1, 10)], 1);
+    /// let mut j = a.left_outer_join(&b).collect().unwrap();
+    /// j.sort();
+    /// assert_eq!(j, vec![(1, ('a', Some(10))), (2, ('b', None))]);
+    /// ```
     #[track_caller]
     pub fn left_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, Option<W>))> {
         self.cogroup(other).flat_map(|(k, (vs, ws)): (K, (Vec<V>, Vec<W>))| {
@@ -321,6 +371,13 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     /// The pairs of `self` whose key does not occur in `other`.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let a = ctx.parallelize(vec![(1, 'a'), (2, 'b')], 1);
+    /// let b = ctx.parallelize(vec![(1, ())], 1);
+    /// assert_eq!(a.subtract_by_key(&b).collect().unwrap(), vec![(2, 'b')]);
+    /// ```
     #[track_caller]
     pub fn subtract_by_key<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, V)> {
         self.cogroup(other).flat_map(|(k, (vs, ws)): (K, (Vec<V>, Vec<W>))| {
@@ -330,6 +387,12 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     /// Number of values per key (an action).
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let c = ctx.parallelize(vec![(1, 'a'), (1, 'b'), (2, 'c')], 2).count_by_key().unwrap();
+    /// assert_eq!((c[&1], c[&2]), (2, 1));
+    /// ```
     #[track_caller]
     pub fn count_by_key(&self) -> Result<HashMap<K, u64>> {
         let counts = self.map_values(|_: V| 1u64).reduce_by_key(|a, b| a + b);
@@ -337,6 +400,12 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     /// All values of `key` (an action).
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let pairs = ctx.parallelize(vec![(1, 'a'), (2, 'b'), (1, 'c')], 2);
+    /// assert_eq!(pairs.lookup(&1).unwrap(), vec!['a', 'c']);
+    /// ```
     #[track_caller]
     pub fn lookup(&self, key: &K) -> Result<Vec<V>> {
         self.filter(crate::func::with(key.clone(), |key: &K, kv: &(K, V)| kv.0 == *key))

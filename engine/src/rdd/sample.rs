@@ -102,6 +102,14 @@ impl<T: Data> Rdd<T> {
     /// A random sample: without replacement each element is kept with probability `fraction`
     /// (0..=1); with replacement each element appears Poisson(`fraction`) times. Seeded, so the
     /// same seed gives the same sample.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let s = ctx.range(0, 10_000, 4).sample(false, 0.1, 42);
+    /// let n = s.count().unwrap();
+    /// assert!((800..1200).contains(&n), "{n}");
+    /// assert_eq!(n, ctx.range(0, 10_000, 4).sample(false, 0.1, 42).count().unwrap(), "seeded");
+    /// ```
     #[track_caller]
     pub fn sample(&self, with_replacement: bool, fraction: f64, seed: u64) -> Rdd<T> {
         let fraction = if fraction.is_finite() { fraction.max(0.0) } else { 0.0 };

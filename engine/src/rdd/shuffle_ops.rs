@@ -35,6 +35,12 @@ impl<T: Key> Rdd<T> {
     }
 
     /// The elements of `self` that are not in `other` (duplicates in `self` kept).
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let a = ctx.parallelize(vec![1, 2, 3], 2);
+    /// assert_eq!(a.subtract(&ctx.parallelize(vec![2], 1)).collect().unwrap().len(), 2);
+    /// ```
     #[track_caller]
     pub fn subtract(&self, other: &Rdd<T>) -> Rdd<T> {
         self.map(|x: T| (x, ()))
@@ -43,6 +49,12 @@ impl<T: Key> Rdd<T> {
     }
 
     /// The distinct elements present in both RDDs.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let a = ctx.parallelize(vec![1, 2, 3], 2);
+    /// assert_eq!(a.intersection(&ctx.parallelize(vec![3, 4], 1)).collect().unwrap(), vec![3]);
+    /// ```
     #[track_caller]
     pub fn intersection(&self, other: &Rdd<T>) -> Rdd<T> {
         self.map(|x: T| (x, ()))
@@ -54,6 +66,13 @@ impl<T: Key> Rdd<T> {
 impl<T: Data> Rdd<T> {
     /// Exactly `num_partitions` partitions of about equal size, through a shuffle (as Spark:
     /// each input partition deals its elements round-robin from a position of its own).
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let r = ctx.range(0, 100, 2).repartition(5);
+    /// assert_eq!(r.num_partitions(), 5);
+    /// assert_eq!(r.count().unwrap(), 100);
+    /// ```
     #[track_caller]
     pub fn repartition(&self, num_partitions: usize) -> Rdd<T> {
         let n = num_partitions.max(1);
@@ -70,6 +89,12 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Sorts by the key `f` computes, into `num_partitions` partitions.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let s = ctx.parallelize(vec!["ccc".to_string(), "a".to_string(), "bb".to_string()], 2).sort_by(|w: &String| w.len(), true, 2);
+    /// assert_eq!(s.collect().unwrap(), vec!["a", "bb", "ccc"]);
+    /// ```
     #[track_caller]
     pub fn sort_by<K: Key + Ord, F: for<'a> Fun1<&'a T, K>>(
         &self,
@@ -81,6 +106,14 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Groups elements by the key `f` computes.
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let mut g = ctx.range(0, 6, 2).group_by(|x: &i64| x % 2).collect().unwrap();
+    /// g.sort();
+    /// for (_, v) in &mut g { v.sort(); }
+    /// assert_eq!(g, vec![(0, vec![0, 2, 4]), (1, vec![1, 3, 5])]);
+    /// ```
     #[track_caller]
     pub fn group_by<K: Key, F: for<'a> Fun1<&'a T, K>>(&self, f: F) -> Rdd<(K, Vec<T>)> {
         self.key_by(f).group_by_key()

@@ -143,6 +143,13 @@ impl<T: Data> Compute<(T, u64)> for ZipWithIndexNode<T> {
 impl<T: Data> Rdd<T> {
     /// Pairs the i-th element of each partition of `self` with that of `other`. Both must have
     /// the same number of partitions and of elements per partition (else the action fails).
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let a = ctx.range(0, 3, 2);
+    /// let b = a.map(|x: i64| x * x);
+    /// assert_eq!(a.zip(&b).collect().unwrap(), vec![(0, 0), (1, 1), (2, 4)]);
+    /// ```
     #[track_caller]
     pub fn zip<U: Data>(&self, other: &Rdd<U>) -> Rdd<(T, U)> {
         let node = ZipPartitionsNode {
@@ -177,6 +184,12 @@ impl<T: Data> Rdd<T> {
 
     /// Pairs each element with its global index. Like Spark, this runs a job to count the
     /// partitions (when the first action on the result runs).
+    ///
+    /// ```
+    /// # let ctx = flint_engine::Context::local(2).unwrap();
+    /// let z = ctx.parallelize(vec!['a', 'b', 'c'], 2).zip_with_index();
+    /// assert_eq!(z.collect().unwrap(), vec![('a', 0), ('b', 1), ('c', 2)]);
+    /// ```
     #[track_caller]
     pub fn zip_with_index(&self) -> Rdd<(T, u64)> {
         let node = ZipWithIndexNode {
