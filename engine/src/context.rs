@@ -288,6 +288,17 @@ impl Context {
         self.inner.scheduler.cancel_group(group)
     }
 
+    /// Makes the failpoint `name` act as `action` in this context's tasks (tests of recovery;
+    /// see [`crate::failpoints`] for the points).
+    pub fn set_failpoint(&self, name: &str, action: crate::failpoints::FailAction) {
+        self.inner.env.failpoints.set(name, action);
+    }
+
+    /// Turns every failpoint of this context off.
+    pub fn clear_failpoints(&self) {
+        self.inner.env.failpoints.clear();
+    }
+
     /// Cancels every running job.
     pub fn cancel_all_jobs(&self) {
         self.inner.scheduler.cancel_all()
@@ -308,6 +319,7 @@ impl Context {
         let node = rdd.node.clone();
         let runner: ResultRunner = Arc::new(move |split, tc| {
             let items: Vec<T> = Interruptible::new(iterator(&node, split, tc)?, tc.killed.clone()).collect();
+            tc.env().failpoints.hit("task::before_result")?;
             Ok(Box::new(items) as Box<dyn Any + Send>)
         });
         let job = JobId(self.inner.job_ids.next());

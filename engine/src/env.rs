@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use flint_shuffle::ShuffleEnv;
 
+use crate::failpoints::Failpoints;
 use crate::shuffle_map::MapOutputTracker;
 use crate::storage::BlockManager;
 
@@ -16,6 +17,7 @@ pub(crate) struct ExecutorEnv {
     pub(crate) shuffle: ShuffleEnv,
     pub(crate) blocks: BlockManager,
     pub(crate) map_outputs: Arc<MapOutputTracker>,
+    pub(crate) failpoints: Failpoints,
     attempt_files: AtomicU64,
 }
 
@@ -25,6 +27,7 @@ impl ExecutorEnv {
             shuffle,
             blocks,
             map_outputs,
+            failpoints: Failpoints::default(),
             attempt_files: AtomicU64::new(0),
         }
     }

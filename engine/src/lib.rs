@@ -51,6 +51,7 @@ pub mod context;
 mod data;
 mod env;
 pub mod error;
+pub mod failpoints;
 #[cfg_attr(not(test), allow(dead_code))]
 pub mod func;
 mod ids;
@@ -67,6 +68,7 @@ pub use conf::{Config, ConfigBuilder, Master};
 pub use context::{Context, ContextBuilder};
 pub use data::{Data, Key};
 pub use error::{EngineError, Result, TaskFailure, TaskRef, report};
+pub use failpoints::FailAction;
 pub use func::{Fun1, Fun2, With, with};
 pub use ids::{AccumulatorId, BroadcastId, JobId, RddId, ShuffleId, StageId};
 pub use partitioner::{HashPartitioner, Partitioner, RangePartitioner};

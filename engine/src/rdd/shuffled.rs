@@ -80,6 +80,7 @@ impl<K: Key, V: Data, C: Data> ShuffleDep for ShuffleDependency<K, V, C> {
     }
 
     fn run_map_task(&self, map_id: usize, tc: &TaskContext) -> Result<MapOutput> {
+        tc.env().failpoints.hit("shuffle::before_map_output")?;
         // Checked every few thousand records, so cancelling a job stops its map tasks too.
         let records = Interruptible::new(iterator(&self.parent, map_id, tc)?, tc.killed.clone());
         let env = &tc.env().shuffle;
@@ -102,6 +103,7 @@ impl<K: Key, V: Data, C: Data> ShuffleDep for ShuffleDependency<K, V, C> {
             shuffle: self.id,
             source,
         })?;
+        tc.env().failpoints.hit("shuffle::after_map_output")?;
         Ok(MapOutput { files, status })
     }
 
@@ -137,6 +139,7 @@ struct BlockStream<K, X> {
     shuffle: ShuffleId,
     reduce_id: usize,
     outputs: std::vec::IntoIter<(usize, MapOutputFiles)>,
+    env: Arc<crate::env::ExecutorEnv>,
     /// The map output being read: map partition, data file, records.
     current: Option<(usize, PathBuf, shuffle::StreamedBlock<K, X>)>,
 }
@@ -157,6 +160,9 @@ impl<K: DeserializeOwned, X: DeserializeOwned> Iterator for BlockStream<K, X> {
                 }
             }
             let (map_id, files) = self.outputs.next()?;
+            if let Err(e) = self.env.failpoints.hit("shuffle::before_fetch") {
+                raise(e);
+            }
             let fail = |e: shuffle::ShuffleError| -> ! {
                 let detail = crate::error::report(&e);
                 raise_fetch_failed(self.shuffle, map_id, self.reduce_id, Some(files.data.clone()), detail)
@@ -188,6 +194,7 @@ fn block_stream<K: DeserializeOwned, X: DeserializeOwned>(
         shuffle,
         reduce_id,
         outputs: outputs.into_iter(),
+        env: tc.env().clone(),
         current: None,
     }
 }
