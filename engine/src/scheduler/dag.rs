@@ -237,6 +237,7 @@ impl Scheduler {
             if let StageKind::ShuffleMap(dep) = &run.stages[idx].kind
                 && self.env.map_outputs.missing(dep.shuffle_id()).is_empty()
             {
+                tracing::info!(%job, stage = %run.stages[idx].id, name = %run.stages[idx].name, "stage skipped: its shuffle output exists");
                 self.emit(SchedulerEvent::StageSkipped {
                     job,
                     stage: run.stages[idx].id,
