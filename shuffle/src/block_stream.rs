@@ -18,9 +18,8 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 
 use crate::MapOutputFiles;
-use crate::codec;
 use crate::error::{Result, ShuffleError};
-use crate::frame::{self, HEADER_LEN};
+use crate::frame::{self, DecodedFrame, HEADER_LEN};
 use crate::map_output::locate_block;
 
 /// Read buffer of the data file (one frame is ~256 KiB).
@@ -33,9 +32,7 @@ pub struct StreamedBlock<K, X> {
     reader: Take<BufReader<File>>,
     remaining: u64,
     frame: Vec<u8>,
-    data: Vec<u8>,
-    pos: usize,
-    failed: bool,
+    decoded: DecodedFrame,
     _records: PhantomData<fn() -> (K, X)>,
 }
 
@@ -55,28 +52,9 @@ pub fn open_block<K: DeserializeOwned, X: DeserializeOwned>(
         reader: BufReader::with_capacity(READ_BUFFER_BYTES, data).take(len),
         remaining: len,
         frame: Vec::new(),
-        data: Vec::new(),
-        pos: 0,
-        failed: false,
+        decoded: DecodedFrame::default(),
         _records: PhantomData,
     })
-}
-
-impl<K, X> StreamedBlock<K, X> {
-    /// Reads and decodes the next frame; false at the end of the block.
-    fn fill(&mut self) -> Result<bool> {
-        let header = frame::read_frame(&mut self.reader, self.remaining, &mut self.frame)
-            .map_err(|e| e.at(&self.path, self.reduce_id))?;
-        let Some(h) = header else {
-            return Ok(false);
-        };
-        self.remaining -= (HEADER_LEN + h.stored_len as usize) as u64;
-        self.data.clear();
-        self.pos = 0;
-        frame::decode_payload(&h, &self.frame[HEADER_LEN..], &mut self.data)
-            .map_err(|d| ShuffleError::corrupt(&self.path, self.reduce_id, d))?;
-        Ok(true)
-    }
 }
 
 impl<K: DeserializeOwned, X: DeserializeOwned> Iterator for StreamedBlock<K, X> {
@@ -84,25 +62,18 @@ impl<K: DeserializeOwned, X: DeserializeOwned> Iterator for StreamedBlock<K, X> 
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        while !self.failed {
-            if self.pos < self.data.len() {
-                let item = codec::decode_at(&self.data, &mut self.pos).map_err(|source| ShuffleError::Decode {
-                    path: self.path.clone(),
-                    source,
-                });
-                self.failed = item.is_err();
-                return Some(item);
-            }
-            match self.fill() {
-                Ok(true) => {}
-                Ok(false) => return None,
-                Err(e) => {
-                    self.failed = true;
-                    return Some(Err(e));
-                }
-            }
-        }
-        None
+        let (reader, remaining, frame) = (&mut self.reader, &mut self.remaining, &mut self.frame);
+        let (path, reduce_id) = (&self.path, self.reduce_id);
+        self.decoded.next_record(path, |data| {
+            let header = frame::read_frame(reader, *remaining, frame).map_err(|e| e.at(path, reduce_id))?;
+            let Some(h) = header else {
+                return Ok(false);
+            };
+            *remaining -= (HEADER_LEN + h.stored_len as usize) as u64;
+            frame::decode_payload(&h, &frame[HEADER_LEN..], data)
+                .map_err(|d| ShuffleError::corrupt(path, reduce_id, d))?;
+            Ok(true)
+        })
     }
 }
 

@@ -465,3 +465,53 @@ mod writer_tests {
         }
     }
 }
+
+/// The decoded frame a record reader works through, shared by spill-run readers and streamed
+/// blocks, which differ only in where their next frame comes from.
+#[derive(Debug, Default)]
+pub(crate) struct DecodedFrame {
+    data: Vec<u8>,
+    pos: usize,
+    failed: bool,
+}
+
+impl DecodedFrame {
+    /// Forgets the current frame (moving to another segment).
+    pub(crate) fn reset(&mut self) {
+        self.data.clear();
+        self.pos = 0;
+        self.failed = false;
+    }
+
+    /// The next record: from the current frame, else from the one `next_frame` decodes into
+    /// the buffer it is given (returning false at the end). After an error, yields nothing more.
+    #[inline]
+    pub(crate) fn next_record<T: serde::de::DeserializeOwned>(
+        &mut self,
+        path: &Path,
+        mut next_frame: impl FnMut(&mut Vec<u8>) -> crate::Result<bool>,
+    ) -> Option<crate::Result<T>> {
+        while !self.failed {
+            if self.pos < self.data.len() {
+                let item =
+                    crate::codec::decode_at(&self.data, &mut self.pos).map_err(|source| crate::ShuffleError::Decode {
+                        path: path.to_path_buf(),
+                        source,
+                    });
+                self.failed = item.is_err();
+                return Some(item);
+            }
+            self.data.clear();
+            self.pos = 0;
+            match next_frame(&mut self.data) {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}

@@ -4,15 +4,15 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, Seek, SeekFrom};
 use std::marker::PhantomData;
+use std::path::PathBuf;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec;
 use crate::dirs::{ShuffleDirs, SpillFile};
 use crate::error::{Result, ShuffleError};
 use crate::frame::FramedWriter;
-use crate::frame::{self, HEADER_LEN};
+use crate::frame::{self, DecodedFrame, HEADER_LEN};
 
 const WRITE_BUFFER_BYTES: usize = 256 * 1024;
 const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -165,9 +165,8 @@ impl RunFrames {
 #[derive(Debug)]
 pub(crate) struct RunReader<T> {
     cursor: RunCursor,
-    data: Vec<u8>,
-    pos: usize,
-    failed: bool,
+    path: PathBuf,
+    frame: DecodedFrame,
     _records: PhantomData<fn() -> T>,
 }
 
@@ -176,11 +175,11 @@ impl<T: DeserializeOwned> RunReader<T> {
     pub(crate) fn open(run: SpillRun) -> Result<Self> {
         let mut cursor = RunCursor::open(run)?;
         cursor.begin_segment(0)?;
+        let path = cursor.run.file.path().to_path_buf();
         Ok(RunReader {
             cursor,
-            data: Vec::new(),
-            pos: 0,
-            failed: false,
+            path,
+            frame: DecodedFrame::default(),
             _records: PhantomData,
         })
     }
@@ -188,21 +187,8 @@ impl<T: DeserializeOwned> RunReader<T> {
     /// Moves to `segment`; segments must be visited in increasing order for sequential I/O
     /// (any order works, with seeks).
     pub(crate) fn begin_segment(&mut self, segment: usize) -> Result<()> {
-        self.data.clear();
-        self.pos = 0;
-        self.failed = false;
+        self.frame.reset();
         self.cursor.begin_segment(segment)
-    }
-
-    fn fill(&mut self) -> Result<bool> {
-        let Some(h) = self.cursor.next_frame()? else {
-            return Ok(false);
-        };
-        self.data.clear();
-        self.pos = 0;
-        frame::decode_payload(&h, &self.cursor.frame[HEADER_LEN..], &mut self.data)
-            .map_err(|d| ShuffleError::corrupt(self.cursor.run.file.path(), self.cursor.segment, d))?;
-        Ok(true)
     }
 }
 
@@ -211,25 +197,15 @@ impl<T: DeserializeOwned> Iterator for RunReader<T> {
 
     #[inline]
     fn next(&mut self) -> Option<Result<T>> {
-        while !self.failed {
-            if self.pos < self.data.len() {
-                let item = codec::decode_at(&self.data, &mut self.pos).map_err(|source| ShuffleError::Decode {
-                    path: self.cursor.run.file.path().to_path_buf(),
-                    source,
-                });
-                self.failed = item.is_err();
-                return Some(item);
-            }
-            match self.fill() {
-                Ok(true) => {}
-                Ok(false) => return None,
-                Err(e) => {
-                    self.failed = true;
-                    return Some(Err(e));
-                }
-            }
-        }
-        None
+        let cursor = &mut self.cursor;
+        self.frame.next_record(&self.path, |data| {
+            let Some(h) = cursor.next_frame()? else {
+                return Ok(false);
+            };
+            frame::decode_payload(&h, &cursor.frame[HEADER_LEN..], data)
+                .map_err(|d| ShuffleError::corrupt(cursor.run.file.path(), cursor.segment, d))?;
+            Ok(true)
+        })
     }
 }
 
