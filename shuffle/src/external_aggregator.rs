@@ -12,7 +12,7 @@ use crate::aggregator::{Aggregator, COMBINER_PRESENT, CombinerMap, key_hash};
 use crate::error::Result;
 use crate::memory_budget::{MemoryReservation, SizeTracker};
 use crate::merge::{CombiningMerge, Hashed, merge_fan_in, reduce_runs, with_hash};
-use crate::spill::{RunReader, RunWriter, SpillRun};
+use crate::spill::{RunReader, RunWriter, SpillRun, write_sorted_run};
 
 /// Boxed stream of results, as returned by the external aggregator and sorter.
 pub type RecordIter<K, X> = Box<dyn Iterator<Item = Result<(K, X)>> + Send>;
@@ -152,12 +152,7 @@ where
     fn spill(&mut self) -> Result<()> {
         let estimate = self.tracker.estimate(self.map.len(), self.map.capacity());
         let sorted = sorted_by_hash(std::mem::take(&mut self.map));
-        let mut run = RunWriter::create(&self.env.dirs, self.env.compress)?;
-        for (_, k, c) in &sorted {
-            run.write_record(&(k, c))?;
-        }
-        run.end_segment()?;
-        let run = run.finish()?;
+        let run = write_sorted_run(&self.env, sorted.iter().map(|(_, k, c)| (k, c)))?;
         tracing::debug!(
             bytes = run.len_bytes(),
             memory = estimate,

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::external_aggregator::{Holding, RecordIter};
 use crate::memory_budget::{MemoryReservation, SizeTracker};
 use crate::merge::{SortedMerge, merge_fan_in, reduce_runs};
-use crate::spill::{RunReader, RunWriter, SpillRun};
+use crate::spill::{RunReader, RunWriter, SpillRun, write_sorted_run};
 
 /// Key comparator of an [`ExternalSorter`].
 pub type KeyOrdering<K> = Arc<dyn Fn(&K, &K) -> Ordering + Send + Sync>;
@@ -97,12 +97,7 @@ where
         let mut records = std::mem::take(&mut self.buffer);
         let cmp = &self.cmp;
         records.sort_unstable_by(|a, b| cmp(&a.0, &b.0));
-        let mut run = RunWriter::create(&self.env.dirs, self.env.compress)?;
-        for record in &records {
-            run.write_record(record)?;
-        }
-        run.end_segment()?;
-        let run = run.finish()?;
+        let run = write_sorted_run(&self.env, records.iter())?;
         tracing::debug!(
             bytes = run.len_bytes(),
             memory = estimate,

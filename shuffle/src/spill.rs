@@ -160,6 +160,20 @@ impl RunFrames {
     }
 }
 
+/// Writes records already in spill order as a run of one segment (the spill of an
+/// aggregation or sort buffer).
+pub(crate) fn write_sorted_run<T: Serialize>(
+    env: &crate::ShuffleEnv,
+    records: impl Iterator<Item = T>,
+) -> Result<SpillRun> {
+    let mut run = RunWriter::create(&env.dirs, env.compress)?;
+    for record in records {
+        run.write_record(&record)?;
+    }
+    run.end_segment()?;
+    run.finish()
+}
+
 /// Reads the records of one segment at a time; iterating yields the records of the
 /// current segment (segment 0 after opening).
 #[derive(Debug)]
