@@ -2,7 +2,7 @@
 //!
 //! | key (builder method)      | environment variable         | default                        |
 //! |---------------------------|------------------------------|--------------------------------|
-//! | `master`                  | `FLINT_MASTER`               | `local[*]`                     |
+//! | `master`                  | `FLINT_MASTER`               | `local[*]`; or `local-cluster[E,C]` |
 //! | `app_name`                | `FLINT_APP_NAME`             | `flint`                        |
 //! | `default_parallelism`     | `FLINT_DEFAULT_PARALLELISM`  | number of task slots           |
 //! | `memory_limit_bytes`      | `FLINT_MEMORY_LIMIT`         | 512 MiB (shuffle, aggregation, sort buffers; spill past it) |
@@ -13,6 +13,9 @@
 //! | `shuffle_compress`        | `FLINT_SHUFFLE_COMPRESS`     | `true` (lz4)                   |
 //! | `checkpoint_dir`          | `FLINT_CHECKPOINT_DIR`       | none (checkpoint needs one)    |
 //! | `show_progress`           | `FLINT_PROGRESS`             | `true` (only drawn when stderr is a terminal) |
+//!
+//! Distributed-mode keys (heartbeats, locality wait, result size) are listed in
+//! [`crate::cluster::settings`].
 //!
 //! Sizes accept plain bytes or a suffix: `64k`, `512m`, `2g`. A value set through the builder
 //! wins over the environment, which wins over the default.
@@ -29,13 +32,35 @@ pub enum Master {
         /// Task slots (threads).
         threads: usize,
     },
+    /// `local-cluster[E,C]`: E executor processes of this program with C task slots each, on
+    /// loopback, talking to the driver over TCP (every distributed code path on one machine).
+    LocalCluster {
+        /// Executor processes.
+        executors: usize,
+        /// Task slots per executor.
+        cores: usize,
+    },
 }
 
 impl Master {
-    /// Parses a master URL: `local`, `local[N]` or `local[*]`.
+    /// Parses a master URL: `local`, `local[N]`, `local[*]` or `local-cluster[E,C]`.
     pub fn parse(url: &str) -> Result<Master> {
-        let bad = || EngineError::invalid("master", url, "expected local, local[N] or local[*]");
+        let bad = || {
+            EngineError::invalid(
+                "master",
+                url,
+                "expected local, local[N], local[*] or local-cluster[EXECUTORS,CORES]",
+            )
+        };
         let url = url.trim();
+        if let Some(inner) = url.strip_prefix("local-cluster[").and_then(|s| s.strip_suffix(']')) {
+            let (e, c) = inner.split_once(',').ok_or_else(bad)?;
+            let count = |s: &str| s.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(bad);
+            return Ok(Master::LocalCluster {
+                executors: count(e)?,
+                cores: count(c)?,
+            });
+        }
         if url == "local" {
             return Ok(Master::Local { threads: 1 });
         }
@@ -55,6 +80,7 @@ impl Master {
     pub fn slots(&self) -> usize {
         match self {
             Master::Local { threads } => *threads,
+            Master::LocalCluster { executors, cores } => executors * cores,
         }
     }
 }
@@ -84,6 +110,8 @@ pub struct Config {
     pub checkpoint_dir: Option<PathBuf>,
     /// Draw a progress bar on stderr for long stages (only when stderr is a terminal).
     pub show_progress: bool,
+    /// Distributed-mode settings (heartbeats, locality, result size); see [`crate::cluster`].
+    pub cluster: crate::cluster::ClusterSettings,
 }
 
 /// Builds a [`Config`]; see the module docs for keys.
@@ -100,6 +128,7 @@ pub struct ConfigBuilder {
     shuffle_compress: Option<bool>,
     checkpoint_dir: Option<PathBuf>,
     show_progress: Option<bool>,
+    cluster: Vec<(String, String)>,
 }
 
 impl ConfigBuilder {
@@ -173,6 +202,13 @@ impl ConfigBuilder {
             "shuffle_compress" => self.shuffle_compress(parse_bool(key, value)?),
             "checkpoint_dir" => self.checkpoint_dir(value),
             "show_progress" => self.show_progress(parse_bool(key, value)?),
+            k if crate::cluster::settings::KEYS.contains(&k) => {
+                let mut b = self;
+                b.cluster.push((k.to_string(), value.to_string()));
+                // Checked now, so a bad value is reported where it was set.
+                crate::cluster::ClusterSettings::resolve(&b.cluster, &|_| None)?;
+                b
+            }
             _ => return Err(EngineError::invalid("configuration key", key, "not a known key")),
         })
     }
@@ -267,6 +303,7 @@ impl ConfigBuilder {
                 .checkpoint_dir
                 .or_else(|| env("FLINT_CHECKPOINT_DIR").map(PathBuf::from)),
             show_progress,
+            cluster: crate::cluster::ClusterSettings::resolve(&self.cluster, &env)?,
         })
     }
 }
@@ -315,6 +352,14 @@ mod tests {
     fn masters_parse() {
         assert_eq!(Master::parse("local").unwrap(), Master::Local { threads: 1 });
         assert_eq!(Master::parse("local[3]").unwrap(), Master::Local { threads: 3 });
+        assert_eq!(
+            Master::parse("local-cluster[3, 2]").unwrap(),
+            Master::LocalCluster { executors: 3, cores: 2 }
+        );
+        assert_eq!(Master::parse("local-cluster[3,2]").unwrap().slots(), 6);
+        for bad in ["local-cluster[3]", "local-cluster[0,1]", "local-cluster[a,b]"] {
+            assert!(Master::parse(bad).is_err(), "{bad}");
+        }
         assert!(Master::parse("local[*]").unwrap().slots() >= 1);
         for bad in ["local[0]", "local[x]", "yarn", "local[2"] {
             let e = Master::parse(bad).unwrap_err().to_string();

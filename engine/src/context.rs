@@ -12,11 +12,12 @@ use flint_shuffle::{MemoryBudget, ShuffleDirs, ShuffleEnv};
 
 use crate::accumulator::{Accumulator, AccumulatorValue};
 use crate::broadcast::Broadcast;
-use crate::conf::{Config, ConfigBuilder};
+use crate::cluster::{ClusterBackend, ExecutorInfo, ExecutorSettings};
+use crate::conf::{Config, ConfigBuilder, Master};
 use crate::data::Data;
 use crate::env::ExecutorEnv;
 use crate::error::{EngineError, Result};
-use crate::ids::{AccumulatorId, BroadcastId, IdGen, JobId, RddId, ShuffleId};
+use crate::ids::{AccumulatorId, BroadcastId, ExecutorId, IdGen, JobId, RddId, ShuffleId};
 use crate::rdd::{Rdd, iterator};
 use crate::scheduler::dag::{Scheduler, SchedulerLimits};
 use crate::scheduler::local::LocalBackend;
@@ -47,6 +48,8 @@ struct Inner {
     accumulator_ids: IdGen,
     env: Arc<ExecutorEnv>,
     scheduler: Scheduler,
+    /// The executors of a distributed context (dropped after the scheduler: see `Drop`).
+    cluster: Option<Arc<ClusterBackend>>,
     stopped: AtomicBool,
     /// Job group of each driver thread that set one (`set_job_group`).
     job_groups: parking_lot::Mutex<HashMap<ThreadId, String>>,
@@ -126,6 +129,44 @@ impl ContextBuilder {
     }
 }
 
+/// Starts the executors of a `local-cluster` master and a scheduler over them.
+fn start_cluster(
+    config: &Config,
+    app_dir: &std::path::Path,
+    env: &Arc<ExecutorEnv>,
+    limits: SchedulerLimits,
+    executors: usize,
+) -> Result<(Scheduler, Arc<ClusterBackend>)> {
+    let launcher = crate::cluster::launcher().ok_or_else(|| {
+        EngineError::Cluster(
+            "a local-cluster master starts executor processes of this program: call flint::init() \
+             first thing in main"
+                .into(),
+        )
+    })?;
+    let executor_settings = ExecutorSettings {
+        memory_limit_bytes: config.memory_limit_bytes,
+        storage_memory_bytes: config.storage_memory_bytes,
+        shuffle_compress: config.shuffle_compress,
+        heartbeat_interval: config.cluster.heartbeat_interval,
+        heartbeat_timeout: config.cluster.heartbeat_timeout,
+    };
+    let backend = Arc::new(ClusterBackend::new(
+        config.cluster.clone(),
+        executor_settings,
+        env.map_outputs.clone(),
+    ));
+    let scheduler = Scheduler::new(Box::new(backend.clone()), env.clone(), limits);
+    backend.set_emitter(scheduler.emitter());
+    // Executors keep their files under this application's directory.
+    let mut launch_config = config.clone();
+    launch_config.local_dir = app_dir.to_path_buf();
+    let transport = launcher.start(&launch_config, backend.handle())?;
+    backend.set_transport(transport);
+    backend.wait_for_executors(executors)?;
+    Ok((scheduler, backend))
+}
+
 impl Context {
     /// A builder with every setting at its default.
     pub fn builder() -> ContextBuilder {
@@ -172,14 +213,22 @@ impl Context {
             BlockManager::new(config.storage_memory_bytes, blocks_dir),
             Arc::new(MapOutputTracker::default()),
         ));
-        let backend = LocalBackend::start(config.master.slots(), env.clone())
-            .map_err(|e| EngineError::Internal(format!("cannot start task threads: {e}")))?;
         let limits = SchedulerLimits {
             max_task_failures: config.max_task_failures,
             max_stage_attempts: config.max_stage_attempts,
             show_progress: config.show_progress,
         };
-        let scheduler = Scheduler::new(Box::new(backend), env.clone(), limits);
+        let (scheduler, cluster) = match config.master {
+            Master::Local { threads } => {
+                let backend = LocalBackend::start(threads, env.clone())
+                    .map_err(|e| EngineError::Internal(format!("cannot start task threads: {e}")))?;
+                (Scheduler::new(Box::new(backend), env.clone(), limits), None)
+            }
+            Master::LocalCluster { executors, .. } => {
+                let (scheduler, backend) = start_cluster(&config, local_dir.path(), &env, limits, executors)?;
+                (scheduler, Some(backend))
+            }
+        };
         tracing::info!(app = %config.app_name, %app_id, master = ?config.master, "context started");
         Ok(Context {
             inner: Arc::new(Inner {
@@ -192,6 +241,7 @@ impl Context {
                 accumulator_ids: IdGen::default(),
                 env,
                 scheduler,
+                cluster,
                 stopped: AtomicBool::new(false),
                 job_groups: parking_lot::Mutex::new(HashMap::new()),
                 _local_dir: local_dir,
@@ -337,6 +387,34 @@ impl Context {
                     .map_err(|_| EngineError::Internal("task result has an unexpected type".into()))
             })
             .collect()
+    }
+
+    /// The live executors (empty in local mode).
+    pub fn executors(&self) -> Vec<ExecutorInfo> {
+        self.inner.cluster.as_ref().map(|c| c.executors()).unwrap_or_default()
+    }
+
+    /// Starts `n` more executors (distributed mode): they register and get tasks, also of the
+    /// jobs running now.
+    pub fn request_executors(&self, n: usize) -> Result<()> {
+        let cluster = self.cluster("request_executors")?;
+        let transport = cluster
+            .transport()
+            .ok_or_else(|| EngineError::Cluster("the cluster is shutting down".into()))?;
+        transport.request_executors(n)
+    }
+
+    /// Removes an executor gracefully: it gets no new tasks, and once its running tasks are
+    /// done it stops; its map outputs and cached partitions are recomputed where needed.
+    pub fn decommission_executor(&self, executor: ExecutorId) -> Result<()> {
+        self.cluster("decommission_executor")?.decommission(executor)
+    }
+
+    fn cluster(&self, what: &str) -> Result<&Arc<ClusterBackend>> {
+        self.inner
+            .cluster
+            .as_ref()
+            .ok_or_else(|| EngineError::invalid("master", "local", &format!("{what} needs a local-cluster master")))
     }
 
     /// Number of task slots.

@@ -12,9 +12,18 @@ use crate::failpoints::Failpoints;
 use crate::shuffle_map::MapOutputTracker;
 use crate::storage::BlockManager;
 
+/// How an executor process reads map outputs that other executors hold.
+pub(crate) struct RemoteShuffle {
+    /// This executor: its own outputs are read from local files.
+    pub(crate) me: crate::ids::ExecutorId,
+    pub(crate) fetcher: Arc<dyn crate::cluster::BlockFetcher>,
+}
+
 /// Per-executor services used by running tasks.
 pub(crate) struct ExecutorEnv {
     pub(crate) shuffle: ShuffleEnv,
+    /// Set in executor processes (distributed mode); `None` in local mode.
+    pub(crate) remote: Option<RemoteShuffle>,
     pub(crate) blocks: BlockManager,
     pub(crate) map_outputs: Arc<MapOutputTracker>,
     pub(crate) failpoints: Failpoints,
@@ -25,6 +34,7 @@ impl ExecutorEnv {
     pub(crate) fn new(shuffle: ShuffleEnv, blocks: BlockManager, map_outputs: Arc<MapOutputTracker>) -> Self {
         ExecutorEnv {
             shuffle,
+            remote: None,
             blocks,
             map_outputs,
             failpoints: Failpoints::default(),

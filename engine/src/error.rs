@@ -141,6 +141,9 @@ pub enum EngineError {
     /// A bug in flint; please report it.
     #[error("internal error, please report it: {0}")]
     Internal(String),
+    /// Distributed mode: executors could not start, register or be reached.
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 impl EngineError {
@@ -232,6 +235,27 @@ pub enum TaskFailure {
     Killed {
         /// Why.
         reason: String,
+    },
+    /// The executor running the task was lost (its process died or stopped answering).
+    #[error("executor {executor} was lost while running the task: {reason}")]
+    ExecutorLost {
+        /// The executor.
+        executor: crate::ids::ExecutorId,
+        /// Why it is considered lost ("process 812 was killed by signal 9 (SIGKILL)").
+        reason: String,
+    },
+    /// The job's task results together exceed `max_result_size`; the job is not retried.
+    #[error(
+        "task results of job {job} total at least {total} bytes, more than max_result_size \
+         ({limit} bytes; raise it with FLINT_MAX_RESULT_SIZE, or write results with save_as_text_file)"
+    )]
+    ResultTooLarge {
+        /// The job.
+        job: crate::ids::JobId,
+        /// Bytes of results so far, this one included.
+        total: u64,
+        /// The limit.
+        limit: u64,
     },
 }
 

@@ -43,6 +43,10 @@ id_type!(
     /// Identifies an accumulator within one context.
     AccumulatorId
 );
+id_type!(
+    /// Identifies an executor (a process that runs tasks) within one application.
+    ExecutorId
+);
 
 /// Hands out increasing ids of one kind.
 #[derive(Debug, Default)]

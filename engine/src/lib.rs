@@ -42,6 +42,8 @@
 
 mod accumulator;
 mod broadcast;
+#[doc(hidden)]
+pub mod cluster;
 // Code shipping is exercised by its unit tests until distributed mode (executors) uses it.
 #[allow(unsafe_code)]
 #[cfg_attr(not(test), allow(dead_code))]
@@ -70,7 +72,8 @@ pub use data::{Data, Key};
 pub use error::{EngineError, Result, TaskFailure, TaskRef, report};
 pub use failpoints::FailAction;
 pub use func::{Fun1, Fun2, With, with};
-pub use ids::{AccumulatorId, BroadcastId, JobId, RddId, ShuffleId, StageId};
+pub use cluster::ExecutorInfo;
+pub use ids::{AccumulatorId, BroadcastId, ExecutorId, JobId, RddId, ShuffleId, StageId};
 pub use partitioner::{HashPartitioner, Partitioner, RangePartitioner};
 pub use rdd::{BoxIter, LocalIterator, Numeric, Rdd, StatCounter};
 pub use scheduler::SchedulerEvent;

@@ -13,10 +13,12 @@ use parking_lot::Mutex;
 use crate::ids::ShuffleId;
 
 /// One registered map output.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct MapOutput {
     pub(crate) files: MapOutputFiles,
     pub(crate) status: MapStatus,
+    /// The executor holding the files; `None` for files of this process (local mode).
+    pub(crate) location: Option<crate::cluster::BlockLocation>,
 }
 
 /// Tracks map outputs of every shuffle of one context.
@@ -61,7 +63,7 @@ impl MapOutputTracker {
     /// once, so they are recomputed together rather than one per stage attempt (as Spark
     /// unregisters every output of an executor whose files are lost). A corrupt file is only
     /// found by reading it, so it is still unregistered by its own fetch failure. Map outputs
-    /// are files of this process in local mode; executors will answer this in distributed mode.
+    /// are files of this process in local mode.
     pub(crate) fn unregister_missing_files(&self, shuffle: ShuffleId) -> Vec<usize> {
         let mut shuffles = self.shuffles.lock();
         let Some(maps) = shuffles.get_mut(&shuffle) else {
@@ -69,9 +71,11 @@ impl MapOutputTracker {
         };
         let mut lost = Vec::new();
         for (map_id, slot) in maps.iter_mut().enumerate() {
+            // Only this process's files can be checked here; an executor's are checked by
+            // reading them (a fetch failure), and all of them go when the executor is lost.
             if slot
                 .as_ref()
-                .is_some_and(|o| !o.files.data.exists() || !o.files.index.exists())
+                .is_some_and(|o| o.location.is_none() && (!o.files.data.exists() || !o.files.index.exists()))
             {
                 *slot = None;
                 lost.push(map_id);
@@ -99,6 +103,34 @@ impl MapOutputTracker {
         let shuffles = self.shuffles.lock();
         let maps = shuffles.get(&shuffle).ok_or(0usize)?;
         maps.iter().enumerate().map(|(i, m)| m.clone().ok_or(i)).collect()
+    }
+
+    /// Every map output slot of `shuffle` (empty when the shuffle is unknown).
+    pub(crate) fn snapshot(&self, shuffle: ShuffleId) -> Vec<Option<MapOutput>> {
+        self.shuffles.lock().get(&shuffle).cloned().unwrap_or_default()
+    }
+
+    /// Replaces what is known of `shuffle` (an executor learns it from each task).
+    pub(crate) fn set_outputs(&self, shuffle: ShuffleId, outputs: Vec<Option<MapOutput>>) {
+        self.shuffles.lock().insert(shuffle, outputs);
+    }
+
+    /// Forgets every output held by `executor` (it is lost); returns how many.
+    pub(crate) fn remove_executor(&self, executor: crate::ids::ExecutorId) -> usize {
+        let mut shuffles = self.shuffles.lock();
+        let mut n = 0;
+        for maps in shuffles.values_mut() {
+            for slot in maps.iter_mut() {
+                if slot
+                    .as_ref()
+                    .is_some_and(|o| o.location.as_ref().is_some_and(|l| l.executor == executor))
+                {
+                    *slot = None;
+                    n += 1;
+                }
+            }
+        }
+        n
     }
 
     /// Forgets a shuffle entirely.

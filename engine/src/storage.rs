@@ -32,6 +32,30 @@ pub enum StorageLevel {
 
 type BlockId = (RddId, usize);
 
+thread_local! {
+    /// Blocks cached by the task running on this thread, when an executor records them to
+    /// tell the driver where they are (for locality).
+    static RECORDED: std::cell::RefCell<Option<Vec<BlockId>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Starts recording the blocks this thread caches.
+pub(crate) fn start_recording_cached() {
+    RECORDED.with(|r| *r.borrow_mut() = Some(Vec::new()));
+}
+
+/// Stops recording and returns the blocks this thread cached since `start_recording_cached`.
+pub(crate) fn take_recorded_cached() -> Vec<BlockId> {
+    RECORDED.with(|r| r.borrow_mut().take()).unwrap_or_default()
+}
+
+fn record_cached(id: BlockId) {
+    RECORDED.with(|r| {
+        if let Some(v) = r.borrow_mut().as_mut() {
+            v.push(id);
+        }
+    });
+}
+
 struct MemoryBlock {
     value: Arc<dyn Any + Send + Sync>,
     size_bytes: u64,
@@ -122,6 +146,7 @@ impl BlockManager {
     /// cannot be stored is simply not cached.
     pub(crate) fn put<T: Data>(&self, rdd: RddId, split: usize, level: StorageLevel, items: Arc<Vec<T>>) {
         let id = (rdd, split);
+        record_cached(id);
         if level == StorageLevel::DiskOnly {
             self.put_disk(id, &items);
             return;

@@ -76,6 +76,17 @@ pub enum ShuffleError {
         /// How many partitions the index lists.
         num_partitions: usize,
     },
+
+    /// A block held by another process could not be fetched from it.
+    #[error("cannot fetch {} from {address}: {detail}", path.display())]
+    Remote {
+        /// Address of the process holding the block.
+        address: String,
+        /// The data file there.
+        path: PathBuf,
+        /// What went wrong (connection refused, missing file there...).
+        detail: String,
+    },
 }
 
 impl ShuffleError {
@@ -111,7 +122,7 @@ impl ShuffleError {
     pub fn is_lost_output(&self) -> bool {
         matches!(
             self,
-            ShuffleError::MissingFile { .. } | ShuffleError::CorruptBlock { .. }
+            ShuffleError::MissingFile { .. } | ShuffleError::CorruptBlock { .. } | ShuffleError::Remote { .. }
         )
     }
 }

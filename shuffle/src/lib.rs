@@ -145,7 +145,7 @@ pub use error::{Result, ShuffleError};
 pub use external_aggregator::{ExternalAggregator, RecordIter};
 pub use external_sorter::{ExternalSorter, KeyOrdering};
 pub use map_output::MapStatus;
-pub use map_output::read_block;
+pub use map_output::{locate_block, read_block};
 pub use memory_budget::{MIN_CONSUMER_BYTES, MemoryBudget, MemoryReservation};
 pub use write_combined::write_combined;
 pub use write_plain::write_plain;

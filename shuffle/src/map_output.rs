@@ -205,7 +205,7 @@ pub(crate) fn decode_index(bytes: &[u8]) -> Result<Vec<(u64, u64)>, String> {
 
 /// Opens the data file of a map output at the start of block `reduce_id`, after checking the
 /// index (its checksum, the data file's length). Returns the file, the block's offset and length.
-pub(crate) fn locate_block(files: &MapOutputFiles, reduce_id: usize) -> Result<(File, u64, u64)> {
+pub fn locate_block(files: &MapOutputFiles, reduce_id: usize) -> Result<(File, u64, u64)> {
     let bytes = fs::read(&files.index).map_err(|e| ShuffleError::open(&files.index, e))?;
     let ranges = decode_index(&bytes).map_err(|d| ShuffleError::corrupt(&files.index, reduce_id, d))?;
     let Some(&(offset, len)) = ranges.get(reduce_id) else {

@@ -104,7 +104,11 @@ impl<K: Key, V: Data, C: Data> ShuffleDep for ShuffleDependency<K, V, C> {
             source,
         })?;
         tc.env().failpoints.hit("shuffle::after_map_output")?;
-        Ok(MapOutput { files, status })
+        Ok(MapOutput {
+            files,
+            status,
+            location: None,
+        })
     }
 
     fn prepare(&self, ctx: &Context) -> Result<()> {
@@ -134,14 +138,56 @@ impl<K: Key, V: Data, C: Data> RddNode for ShuffledNode<K, V, C> {
     }
 }
 
+/// The records of one block: streamed from a local file, or decoded from fetched bytes.
+enum BlockRecords<K, X> {
+    Local(shuffle::StreamedBlock<K, X>),
+    Fetched(shuffle::BlockRecords<K, X>),
+}
+
+impl<K: DeserializeOwned, X: DeserializeOwned> Iterator for BlockRecords<K, X> {
+    type Item = shuffle::Result<(K, X)>;
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            BlockRecords::Local(b) => b.next(),
+            BlockRecords::Fetched(b) => b.next(),
+        }
+    }
+}
+
 /// Streams the records of block `reduce_id` of every map output of one shuffle.
 struct BlockStream<K, X> {
     shuffle: ShuffleId,
     reduce_id: usize,
-    outputs: std::vec::IntoIter<(usize, MapOutputFiles)>,
+    outputs: std::vec::IntoIter<(usize, MapOutput)>,
     env: Arc<crate::env::ExecutorEnv>,
     /// The map output being read: map partition, data file, records.
-    current: Option<(usize, PathBuf, shuffle::StreamedBlock<K, X>)>,
+    current: Option<(usize, PathBuf, BlockRecords<K, X>)>,
+}
+
+impl<K: DeserializeOwned, X: DeserializeOwned> BlockStream<K, X> {
+    /// Opens one map output's block: a local file, or (in an executor) fetched from the
+    /// executor that holds it. Fetched blocks are verified (frame checksums) before use.
+    fn open(&self, output: &MapOutput) -> shuffle::Result<BlockRecords<K, X>> {
+        if let (Some(remote), Some(loc)) = (&self.env.remote, &output.location)
+            && loc.executor != remote.me
+        {
+            let raw = remote
+                .fetcher
+                .fetch_block(&loc.address, &output.files, self.reduce_id)
+                .map_err(|detail| shuffle::ShuffleError::Remote {
+                    address: loc.address.clone(),
+                    path: output.files.data.clone(),
+                    detail,
+                })?;
+            let origin = shuffle::BlockOrigin {
+                path: output.files.data.clone(),
+                reduce_id: self.reduce_id,
+            };
+            return shuffle::decode_block::<K, X>(&raw, &origin).map(BlockRecords::Fetched);
+        }
+        shuffle::open_block::<K, X>(&output.files, self.reduce_id).map(BlockRecords::Local)
+    }
 }
 
 impl<K: DeserializeOwned, X: DeserializeOwned> Iterator for BlockStream<K, X> {
@@ -159,18 +205,18 @@ impl<K: DeserializeOwned, X: DeserializeOwned> Iterator for BlockStream<K, X> {
                     None => self.current = None,
                 }
             }
-            let (map_id, files) = self.outputs.next()?;
+            let (map_id, output) = self.outputs.next()?;
             if let Err(e) = self.env.failpoints.hit("shuffle::before_fetch") {
                 raise(e);
             }
-            let fail = |e: shuffle::ShuffleError| -> ! {
+            // Local blocks stream frame by frame: a reader holds one frame, not the whole
+            // block. A corrupt frame fails the task, so the records read before it are
+            // discarded with its output.
+            let records = self.open(&output).unwrap_or_else(|e| {
                 let detail = crate::error::report(&e);
-                raise_fetch_failed(self.shuffle, map_id, self.reduce_id, Some(files.data.clone()), detail)
-            };
-            // Streamed frame by frame: a reader holds one frame, not the whole block. A corrupt
-            // frame fails the task, so the records read before it are discarded with its output.
-            let records = shuffle::open_block::<K, X>(&files, self.reduce_id).unwrap_or_else(|e| fail(e));
-            self.current = Some((map_id, files.data, records));
+                raise_fetch_failed(self.shuffle, map_id, self.reduce_id, Some(output.files.data.clone()), detail)
+            });
+            self.current = Some((map_id, output.files.data, records));
         }
     }
 }
@@ -184,11 +230,10 @@ fn block_stream<K: DeserializeOwned, X: DeserializeOwned>(
         Ok(outputs) => outputs,
         Err(missing) => raise_fetch_failed(shuffle, missing, reduce_id, None, "no map output registered".into()),
     };
-    let outputs: Vec<(usize, MapOutputFiles)> = outputs
+    let outputs: Vec<(usize, MapOutput)> = outputs
         .into_iter()
         .enumerate()
         .filter(|(_, o)| o.status.partition_lengths.get(reduce_id).copied().unwrap_or(1) > 0)
-        .map(|(i, o)| (i, o.files))
         .collect();
     BlockStream {
         shuffle,

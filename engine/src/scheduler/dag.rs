@@ -52,7 +52,7 @@ pub(crate) struct Scheduler {
     accumulators: Mutex<HashMap<AccumulatorId, Sink>>,
     /// Running jobs: their kill flag and job group.
     running_jobs: Mutex<HashMap<JobId, (Arc<AtomicBool>, Option<String>)>>,
-    listeners: Mutex<Vec<Listener>>,
+    listeners: Arc<Mutex<Vec<Listener>>>,
 }
 
 enum StageKind {
@@ -65,6 +65,8 @@ struct Stage {
     name: String,
     kind: StageKind,
     parents: Vec<usize>,
+    /// The shuffles this stage's tasks read (those its parent stages write).
+    inputs: Vec<ShuffleId>,
     in_flight: HashSet<usize>,
     fetch_failures: u32,
 }
@@ -82,6 +84,7 @@ struct JobRun<'a> {
     results: Vec<Option<Box<dyn Any + Send>>>,
     done: usize,
     runner: ResultRunner,
+    final_rdd: Arc<dyn RddNode>,
     launches: HashMap<(usize, usize), u32>,
     failures: HashMap<(usize, usize), u32>,
     in_flight: usize,
@@ -97,7 +100,7 @@ impl Scheduler {
             stage_ids: IdGen::default(),
             accumulators: Mutex::new(HashMap::new()),
             running_jobs: Mutex::new(HashMap::new()),
-            listeners: Mutex::new(Vec::new()),
+            listeners: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -111,6 +114,17 @@ impl Scheduler {
 
     pub(crate) fn add_listener(&self, listener: Listener) {
         self.listeners.lock().push(listener);
+    }
+
+    /// Emits events to this scheduler's listeners (for backends).
+    pub(crate) fn emitter(&self) -> Arc<dyn Fn(SchedulerEvent) + Send + Sync> {
+        let listeners = self.listeners.clone();
+        Arc::new(move |event| {
+            let ls = listeners.lock().clone();
+            for l in ls {
+                l(&event);
+            }
+        })
     }
 
     fn emit(&self, event: SchedulerEvent) {
@@ -202,11 +216,13 @@ impl Scheduler {
         };
         let parents = builder.parent_stages(&final_rdd);
         let final_name = final_rdd.meta().label();
+        let inputs = builder.shuffles_of(&parents);
         builder.stages.push(Stage {
             id: StageId(self.stage_ids.next()),
             name: final_name,
             kind: StageKind::Result,
             parents,
+            inputs,
             in_flight: HashSet::new(),
             fetch_failures: 0,
         });
@@ -228,6 +244,7 @@ impl Scheduler {
             results: (0..partitions.len()).map(|_| None).collect(),
             done: 0,
             runner,
+            final_rdd: final_rdd.clone(),
             launches: HashMap::new(),
             failures: HashMap::new(),
             in_flight: 0,
@@ -321,6 +338,16 @@ impl StageBuilder<'_> {
         parents
     }
 
+    fn shuffles_of(&self, stages: &[usize]) -> Vec<ShuffleId> {
+        stages
+            .iter()
+            .filter_map(|i| match &self.stages[*i].kind {
+                StageKind::ShuffleMap(dep) => Some(dep.shuffle_id()),
+                StageKind::Result => None,
+            })
+            .collect()
+    }
+
     fn map_stage(&mut self, dep: Arc<dyn ShuffleDep>) -> usize {
         if let Some(idx) = self.by_shuffle.get(&dep.shuffle_id()) {
             return *idx;
@@ -331,12 +358,14 @@ impl StageBuilder<'_> {
             .map_outputs
             .register_shuffle(dep.shuffle_id(), map_side.num_partitions());
         let parents = self.parent_stages(&map_side);
+        let inputs = self.shuffles_of(&parents);
         let idx = self.stages.len();
         self.stages.push(Stage {
             id: StageId(self.sched.stage_ids.next()),
             name: dep.label(),
             kind: StageKind::ShuffleMap(dep.clone()),
             parents,
+            inputs,
             in_flight: HashSet::new(),
             fetch_failures: 0,
         });
@@ -491,10 +520,11 @@ impl JobRun<'_> {
             attempt: *attempt,
         };
         *attempt += 1;
-        let kind = match &stage.kind {
-            StageKind::ShuffleMap(dep) => TaskKind::ShuffleMap(dep.clone()),
-            StageKind::Result => TaskKind::Result(self.runner.clone()),
+        let (kind, node) = match &stage.kind {
+            StageKind::ShuffleMap(dep) => (TaskKind::ShuffleMap(dep.clone()), dep.map_side()),
+            StageKind::Result => (TaskKind::Result(self.runner.clone()), self.final_rdd.clone()),
         };
+        let inputs = stage.inputs.clone();
         stage.in_flight.insert(partition);
         self.in_flight += 1;
         self.sched.backend.launch(
@@ -502,6 +532,8 @@ impl JobRun<'_> {
                 tref,
                 kind,
                 killed: self.killed.clone(),
+                node: Some(node),
+                inputs,
             },
             tx.clone(),
         );
@@ -534,6 +566,7 @@ impl JobRun<'_> {
         self.sched.emit(SchedulerEvent::TaskEnded {
             task: end.tref.clone(),
             failure: end.result.as_ref().err().map(|f| f.to_string()),
+            executor: end.executor,
         });
         match end.result {
             Ok(TaskOutput::MapOutput(output)) => {
@@ -555,6 +588,12 @@ impl JobRun<'_> {
                 Ok(())
             }
             Err(TaskFailure::Killed { .. }) if self.killed.load(Ordering::Relaxed) => Ok(()),
+            // Retrying cannot make results smaller: the job fails now, as in Spark.
+            Err(failure @ TaskFailure::ResultTooLarge { .. }) => Err(EngineError::TaskFailed {
+                task: end.tref,
+                attempts: 1,
+                last: Box::new(failure),
+            }),
             Err(TaskFailure::FetchFailed {
                 shuffle,
                 map_id,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::accumulator::AccumulatorUpdates;
 use crate::env::ExecutorEnv;
 use crate::error::{Result, TaskFailure, TaskRef};
-use crate::ids::{JobId, ShuffleId, StageId};
+use crate::ids::{ExecutorId, JobId, ShuffleId, StageId};
 use crate::rdd::ShuffleDep;
 use crate::shuffle_map::MapOutput;
 use crate::task_context::{TaskContext, run_task_body};
@@ -37,6 +37,10 @@ pub(crate) struct Task {
     pub(crate) tref: TaskRef,
     pub(crate) kind: TaskKind,
     pub(crate) killed: Arc<AtomicBool>,
+    /// The RDD the task computes a partition of (for locality); `None` on executors.
+    pub(crate) node: Option<Arc<dyn crate::rdd::RddNode>>,
+    /// Shuffles the task reads (their map outputs travel with a shipped task).
+    pub(crate) inputs: Vec<ShuffleId>,
 }
 
 /// What a task produced.
@@ -50,6 +54,8 @@ pub(crate) struct TaskEnd {
     pub(crate) tref: TaskRef,
     pub(crate) result: std::result::Result<TaskOutput, TaskFailure>,
     pub(crate) updates: AccumulatorUpdates,
+    /// The executor that ran it (distributed mode).
+    pub(crate) executor: Option<ExecutorId>,
 }
 
 impl Task {
@@ -72,11 +78,12 @@ impl Task {
             tref: self.tref,
             result: outcome.result,
             updates: outcome.updates,
+            executor: None,
         }
     }
 }
 
-/// Runs tasks somewhere: threads of this process, or (later) executor processes.
+/// Runs tasks somewhere: threads of this process, or executor processes (`cluster`).
 pub(crate) trait Backend: Send + Sync {
     /// Task slots (cores) available.
     fn slots(&self) -> usize;
@@ -120,6 +127,23 @@ pub enum SchedulerEvent {
         task: TaskRef,
         /// `None` on success, else the failure.
         failure: Option<String>,
+        /// The executor that ran it (`None` in local mode).
+        executor: Option<ExecutorId>,
+    },
+    /// An executor registered and offers task slots.
+    ExecutorAdded {
+        /// The executor.
+        executor: ExecutorId,
+        /// Its task slots.
+        cores: usize,
+    },
+    /// An executor was lost or decommissioned: its running tasks are retried elsewhere and
+    /// its map outputs and cached partitions are recomputed where needed.
+    ExecutorLost {
+        /// The executor.
+        executor: ExecutorId,
+        /// Why.
+        reason: String,
     },
     /// A job ended.
     JobEnded {

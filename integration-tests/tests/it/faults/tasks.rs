@@ -59,7 +59,7 @@ fn closures_that_panic_on_their_first_attempt_still_give_the_right_answer() -> T
     let retried_ok = events
         .all()
         .iter()
-        .filter(|e| matches!(e, SchedulerEvent::TaskEnded { task, failure: None } if task.attempt == 1))
+        .filter(|e| matches!(e, SchedulerEvent::TaskEnded { task, failure: None, .. } if task.attempt == 1))
         .count();
     assert_eq!(retried_ok, 7);
     Ok(())
