@@ -22,8 +22,8 @@
 //!
 //! - [`prelude`]: what a driver program uses (`Context`, `Rdd`, `with`, `StorageLevel`...);
 //! - [`ml`]: the machine learning library (`flint-mllib`);
-//! - [`init`]: call first in `main`: sets up logging (`FLINT_LOG`) and, once distributed mode
-//!   lands, turns a process launched as an executor into one.
+//! - [`init`]: call first in `main`: sets up logging (`FLINT_LOG`) and turns a process
+//!   launched as an executor into one (distributed mode, `local-cluster[E,C]`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -49,9 +49,14 @@ pub mod prelude {
     };
 }
 
-/// Prepares this process to run flint: installs a `tracing` subscriber that logs to stderr at
-/// the level given by `FLINT_LOG` (e.g. `info`, `flint_engine=debug`; default `warn`), unless
-/// the program installed one already.
+/// Prepares this process to run flint; call it first thing in `main`.
+///
+/// - Installs a `tracing` subscriber that logs to stderr at the level given by `FLINT_LOG`
+///   (e.g. `info`, `flint_engine=debug`; default `warn`), unless the program installed one.
+/// - When this process was started as an *executor* of a distributed application (the driver
+///   starts executors as copies of its own program), runs the executor and exits: the rest of
+///   `main` never runs in executors.
+/// - Otherwise makes `local-cluster[E,C]` masters available.
 pub fn init() -> Result<()> {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("FLINT_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
@@ -60,5 +65,6 @@ pub fn init() -> Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+    flint_executor::init();
     Ok(())
 }

@@ -410,6 +410,12 @@ impl Context {
         self.cluster("decommission_executor")?.decommission(executor)
     }
 
+    /// Address of the driver's service in distributed mode (for tools and tests).
+    #[doc(hidden)]
+    pub fn driver_address(&self) -> Option<String> {
+        self.inner.cluster.as_ref()?.transport().map(|t| t.driver_address())
+    }
+
     fn cluster(&self, what: &str) -> Result<&Arc<ClusterBackend>> {
         self.inner
             .cluster

@@ -73,6 +73,8 @@ pub trait ExecutorTransport: Send + Sync {
     fn stop_executor(&self, executor: ExecutorId);
     /// Stops every executor; called when the context is dropped.
     fn shutdown(&self);
+    /// Address of the driver's service (for tools and tests).
+    fn driver_address(&self) -> String;
 }
 
 /// Starts the executors of a context: one implementation per deploy mode.

@@ -109,6 +109,11 @@ impl ExecutorRuntime {
         self.id
     }
 
+    /// The directory of this executor's files (removed when it exits normally).
+    pub fn local_dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     /// The root of this executor's shuffle files.
     pub fn shuffle_dir(&self) -> &Path {
         self.env.shuffle.dirs.root()

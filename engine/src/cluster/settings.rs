@@ -8,6 +8,7 @@
 //! | `max_result_size`        | `FLINT_MAX_RESULT_SIZE`         | `1g` (encoded results of one job; more fails the job) |
 //! | `executor_start_timeout` | `FLINT_EXECUTOR_START_TIMEOUT`  | `60s`   |
 //! | `max_executor_restarts`  | `FLINT_MAX_EXECUTOR_RESTARTS`   | `2 × executors`, at least 3 (lost executors replaced) |
+//! | `executor_program`       | `FLINT_EXECUTOR_PROGRAM`        | this program (executors must run the same build) |
 //!
 //! Durations take a unit: `250ms`, `2s`, `1m` (a plain number is milliseconds).
 
@@ -31,6 +32,8 @@ pub struct ClusterSettings {
     pub executor_start_timeout: Duration,
     /// How many lost executors are replaced; `None` means the default for the cluster size.
     pub max_executor_restarts: Option<usize>,
+    /// The executable executors run; `None` is this program. Another build is refused.
+    pub executor_program: Option<std::path::PathBuf>,
 }
 
 /// Keys this module owns (the rest of `ConfigBuilder::set` is in `conf`).
@@ -41,6 +44,7 @@ pub(crate) const KEYS: &[&str] = &[
     "max_result_size",
     "executor_start_timeout",
     "max_executor_restarts",
+    "executor_program",
 ];
 
 impl ClusterSettings {
@@ -73,6 +77,7 @@ impl ClusterSettings {
                         .map_err(|_| EngineError::invalid("max_executor_restarts", &v, "expected a whole number"))
                 })
                 .transpose()?,
+            executor_program: get("executor_program").map(std::path::PathBuf::from),
         };
         if settings.heartbeat_timeout <= settings.heartbeat_interval {
             return Err(EngineError::invalid(
