@@ -34,6 +34,11 @@ pub fn current() -> &'static BuildId {
     })
 }
 
+/// The blake3 hash (hex) of some bytes, as [`hash_file`] computes it for a file.
+pub fn hash_bytes(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
 /// The blake3 hash (hex) of a file's contents.
 pub fn hash_file(path: &std::path::Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;

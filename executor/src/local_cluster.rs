@@ -189,7 +189,12 @@ impl Processes {
                         side.handle.executor_failed_to_start(e.to_string());
                     }
                 }
-                None => tracing::error!(executor = %id, "executor lost and no restarts are left"),
+                None => {
+                    tracing::error!(executor = %id, "executor lost and no restarts are left");
+                    if self.state.lock().children.is_empty() {
+                        side.handle.give_up("every executor exited and no restarts are left".into());
+                    }
+                }
             }
         }
     }

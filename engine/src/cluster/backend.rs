@@ -74,6 +74,8 @@ struct State {
     result_bytes: HashMap<JobId, u64>,
     /// Why executors failed to start or were refused (for the error when none register).
     start_failures: Vec<String>,
+    /// The launcher cannot start any more executors (all died, no restarts left).
+    gave_up: bool,
     shut_down: bool,
 }
 
@@ -161,7 +163,7 @@ impl ClusterBackend {
         let deadline = Instant::now() + self.shared.settings.executor_start_timeout;
         let mut state = self.shared.state.lock();
         while state.executors.len() < n {
-            if self.shared.changed.wait_until(&mut state, deadline).timed_out() {
+            if state.gave_up || self.shared.changed.wait_until(&mut state, deadline).timed_out() {
                 let failures = if state.start_failures.is_empty() {
                     "no executor reported an error".to_string()
                 } else {
@@ -599,6 +601,17 @@ impl DriverHandle {
     pub fn executor_failed_to_start(&self, reason: String) {
         tracing::error!(%reason, "executor failed to start");
         self.shared.state.lock().start_failures.push(reason);
+        self.shared.changed.notify_all();
+    }
+
+    /// The launcher cannot start executors any more (all died and no restarts are left):
+    /// a context waiting for its executors fails now instead of at its timeout.
+    pub fn give_up(&self, reason: String) {
+        tracing::error!(%reason, "no executor can be started");
+        let mut state = self.shared.state.lock();
+        state.start_failures.push(reason);
+        state.gave_up = true;
+        drop(state);
         self.shared.changed.notify_all();
     }
 

@@ -1,0 +1,201 @@
+//! Helpers of the distributed tests: cluster contexts, event records, process checks.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use flint::prelude::*;
+use flint::{ExecutorId, SchedulerEvent};
+use libtest_mimic::{Failed, Trial};
+
+/// Environment variable that makes this binary run a driver scenario instead of tests.
+pub const SCENARIO_VAR: &str = "FLINT_IT_SCENARIO";
+
+/// What a test returns.
+pub type TestResult = Result<(), Failed>;
+
+/// A trial from a test function.
+pub fn trial(name: &'static str, f: fn() -> TestResult) -> Trial {
+    Trial::test(name, f)
+}
+
+/// A `local-cluster[executors,cores]` context with test-friendly timeouts.
+pub fn cluster(executors: usize, cores: usize) -> Context {
+    builder(executors, cores).build().expect("the cluster starts")
+}
+
+/// The builder of [`cluster`], to add settings.
+pub fn builder(executors: usize, cores: usize) -> flint::ContextBuilder {
+    Context::builder()
+        .master(format!("local-cluster[{executors},{cores}]"))
+        .show_progress(false)
+        .set("heartbeat_interval", "200ms")
+        .and_then(|b| b.set("heartbeat_timeout", "5s"))
+        .and_then(|b| b.set("locality_wait", "1s"))
+        .expect("valid settings")
+}
+
+/// A local context for reference answers.
+pub fn local() -> Context {
+    Context::builder()
+        .master("local[2]")
+        .show_progress(false)
+        .build()
+        .expect("a local context")
+}
+
+/// Records every scheduler event of a context.
+#[derive(Clone, Default)]
+pub struct Events(Arc<Mutex<Vec<SchedulerEvent>>>);
+
+impl Events {
+    /// Starts recording the events of `ctx`.
+    pub fn record(ctx: &Context) -> Events {
+        let events = Events::default();
+        let sink = events.0.clone();
+        ctx.add_listener(move |e| sink.lock().expect("events lock").push(e.clone()));
+        events
+    }
+
+    /// Events so far.
+    pub fn all(&self) -> Vec<SchedulerEvent> {
+        self.0.lock().expect("events lock").clone()
+    }
+
+    /// Forgets the events so far.
+    pub fn clear(&self) {
+        self.0.lock().expect("events lock").clear();
+    }
+
+    /// Successful task ends: (stage name, partition, executor).
+    pub fn successes(&self) -> Vec<(String, usize, Option<ExecutorId>)> {
+        self.all()
+            .into_iter()
+            .filter_map(|e| match e {
+                SchedulerEvent::TaskEnded {
+                    task,
+                    failure: None,
+                    executor,
+                } => Some((task.stage_name, task.partition, executor)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Partitions submitted for stages whose name starts with `prefix`, one entry per submission.
+    pub fn submissions(&self, prefix: &str) -> Vec<Vec<usize>> {
+        self.all()
+            .into_iter()
+            .filter_map(|e| match e {
+                SchedulerEvent::StageSubmitted { name, partitions, .. } if name.starts_with(prefix) => {
+                    Some(partitions)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Executors lost so far, with the reasons.
+    pub fn lost(&self) -> Vec<(ExecutorId, String)> {
+        self.all()
+            .into_iter()
+            .filter_map(|e| match e {
+                SchedulerEvent::ExecutorLost { executor, reason } => Some((executor, reason)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Polls `cond` until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends SIGKILL to a process (through `kill`, which needs no `unsafe`).
+pub fn sigkill(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -9 {pid} failed");
+}
+
+/// Whether a process is running (a zombie counts as gone).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // The state follows the parenthesised command name.
+            let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X"))
+        }
+        Err(_) => false,
+    }
+}
+
+/// The pid of executor `id`.
+pub fn pid_of(ctx: &Context, id: ExecutorId) -> u32 {
+    ctx.executors()
+        .into_iter()
+        .find(|e| e.id == id)
+        .map(|e| e.pid)
+        .unwrap_or_else(|| panic!("executor {id} is not live"))
+}
+
+/// Every regular file under `dir` whose name ends with `suffix`.
+pub fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.to_string_lossy().ends_with(suffix) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Fails the test with `message` unless `cond`.
+pub fn check(cond: bool, message: impl Into<String>) -> TestResult {
+    if cond { Ok(()) } else { Err(message.into().into()) }
+}
+
+/// Words of a small deterministic text, one line per `words_per_line` words.
+pub fn write_text(dir: &Path, lines: usize, words_per_line: usize) -> PathBuf {
+    let path = dir.join("input.txt");
+    let mut text = String::new();
+    let mut state = 7u64;
+    for _ in 0..lines {
+        for w in 0..words_per_line {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            if w > 0 {
+                text.push(' ');
+            }
+            text.push_str(&format!("w{}", (state >> 33) % 500));
+        }
+        text.push('\n');
+    }
+    std::fs::write(&path, text).expect("write the input");
+    path
+}
+
+/// The elements, sorted.
+pub fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
