@@ -6,7 +6,8 @@ use flint::{Context, Result};
 /// `--master` and `--json`, common to all examples.
 #[derive(Args, Debug, Clone)]
 pub struct Common {
-    /// Where to run: `local`, `local[N]`, `local[*]`.
+    /// Where to run: `local`, `local[N]`, `local[*]`, or `local-cluster[E,C]` (E executor
+    /// processes with C cores each).
     #[arg(long, default_value = "local[*]")]
     pub master: String,
     /// Print one JSON object with the results on stdout (last line).
@@ -24,9 +25,18 @@ impl Common {
     }
 }
 
+/// The first call of every example's `main`: `flint::init()` (logging; in a process started
+/// as an executor, runs the executor and exits, before any argument is parsed).
+pub fn init() {
+    if let Err(e) = flint::init() {
+        eprintln!("error: {}", flint::report(&e));
+        std::process::exit(1);
+    }
+}
+
 /// Runs an example's `main` body, printing an error with its causes and exiting 1 on failure.
 pub fn run(body: impl FnOnce() -> Result<()>) {
-    if let Err(e) = flint::init().and_then(|()| body()) {
+    if let Err(e) = body() {
         eprintln!("error: {}", flint::report(&e));
         std::process::exit(1);
     }

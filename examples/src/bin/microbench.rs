@@ -39,6 +39,8 @@ struct Args {
 }
 
 fn main() {
+    // First: in an executor process (distributed mode) this runs the executor and exits.
+    cli::init();
     let args = Args::parse();
     cli::run(|| {
         let mut builder = Context::builder()

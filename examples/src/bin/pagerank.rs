@@ -27,6 +27,8 @@ struct Args {
 }
 
 fn main() {
+    // First: in an executor process (distributed mode) this runs the executor and exits.
+    cli::init();
     let args = Args::parse();
     cli::run(|| {
         let tmp = std::env::temp_dir().join(format!("flint-pagerank-{}", std::process::id()));

@@ -21,6 +21,8 @@ struct Args {
 }
 
 fn main() {
+    // First: in an executor process (distributed mode) this runs the executor and exits.
+    cli::init();
     let args = Args::parse();
     cli::run(|| {
         let ctx = args.common.context("pi")?;
