@@ -135,7 +135,7 @@ fn main() {
             // Sort (range partitioner sampling + shuffle).
             let sorted = ctx
                 .range(0, n, 6)
-                .map(|x: i64| ((x * 7919) % n, x))
+                .map(with(n, |n: &i64, x: i64| ((x * 7919) % n, x)))
                 .sort_by_key(true, 4)
                 .keys()
                 .collect();
