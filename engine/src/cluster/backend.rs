@@ -509,7 +509,29 @@ impl Shared {
         }
     }
 
+    /// With no executor left and none coming, pending tasks fail instead of waiting forever.
+    fn fail_stranded(&self) {
+        let stranded: Vec<Pending> = {
+            let mut state = self.state.lock();
+            if !(state.gave_up && state.executors.is_empty()) {
+                return;
+            }
+            state.pending.drain(..).collect()
+        };
+        for p in stranded {
+            let _ = p.done.send(TaskEnd {
+                tref: p.task.tref,
+                result: Err(TaskFailure::Error(
+                    "no executor is left to run the task and none can be started".into(),
+                )),
+                updates: Default::default(),
+                executor: None,
+            });
+        }
+    }
+
     fn check(&self) {
+        self.fail_stranded();
         let now = Instant::now();
         let timeout = self.settings.heartbeat_timeout;
         let (silent, kills, pending) = {
