@@ -13,6 +13,14 @@
 //! | `shuffle_compress`        | `FLINT_SHUFFLE_COMPRESS`     | `true` (lz4)                   |
 //! | `checkpoint_dir`          | `FLINT_CHECKPOINT_DIR`       | none (checkpoint needs one)    |
 //! | `show_progress`           | `FLINT_PROGRESS`             | `true` (only drawn when stderr is a terminal) |
+//! | `ship_tasks`              | `FLINT_SHIP_TASKS`           | `false` (see below)            |
+//!
+//! `ship_tasks` is a test mode of local masters: every task is encoded to bytes, decoded (as an
+//! executor process would decode it, broadcast values fetched from the driver's registry), run,
+//! and its end (result, map output, accumulator updates) encoded and decoded back, exactly as
+//! distributed mode will ship them. It proves that every operation can run in another process
+//! of the same build; it costs the encoding, so leave it off otherwise. The test suite runs
+//! the integration tests a second time with `FLINT_SHIP_TASKS=1`.
 //!
 //! Sizes accept plain bytes or a suffix: `64k`, `512m`, `2g`. A value set through the builder
 //! wins over the environment, which wins over the default.
@@ -84,6 +92,9 @@ pub struct Config {
     pub checkpoint_dir: Option<PathBuf>,
     /// Draw a progress bar on stderr for long stages (only when stderr is a terminal).
     pub show_progress: bool,
+    /// Encode and decode every task as if it ran in another process (a test mode; see the
+    /// module docs).
+    pub ship_tasks: bool,
 }
 
 /// Builds a [`Config`]; see the module docs for keys.
@@ -100,6 +111,7 @@ pub struct ConfigBuilder {
     shuffle_compress: Option<bool>,
     checkpoint_dir: Option<PathBuf>,
     show_progress: Option<bool>,
+    ship_tasks: Option<bool>,
 }
 
 impl ConfigBuilder {
@@ -158,6 +170,11 @@ impl ConfigBuilder {
         self.show_progress = Some(on);
         self
     }
+    /// Ship every task through its byte encoding, even in local mode (a test mode).
+    pub fn ship_tasks(mut self, on: bool) -> Self {
+        self.ship_tasks = Some(on);
+        self
+    }
 
     /// Sets a key by name, as a string (what `flint-submit --conf key=value` will use).
     pub fn set(self, key: &str, value: &str) -> Result<Self> {
@@ -173,6 +190,7 @@ impl ConfigBuilder {
             "shuffle_compress" => self.shuffle_compress(parse_bool(key, value)?),
             "checkpoint_dir" => self.checkpoint_dir(value),
             "show_progress" => self.show_progress(parse_bool(key, value)?),
+            "ship_tasks" => self.ship_tasks(parse_bool(key, value)?),
             _ => return Err(EngineError::invalid("configuration key", key, "not a known key")),
         })
     }
@@ -247,6 +265,13 @@ impl ConfigBuilder {
                 .transpose()?
                 .unwrap_or(true),
         };
+        let ship_tasks = match self.ship_tasks {
+            Some(b) => b,
+            None => env("FLINT_SHIP_TASKS")
+                .map(|v| parse_bool("ship_tasks", &v))
+                .transpose()?
+                .unwrap_or(false),
+        };
         Ok(Config {
             master,
             app_name: self
@@ -267,6 +292,7 @@ impl ConfigBuilder {
                 .checkpoint_dir
                 .or_else(|| env("FLINT_CHECKPOINT_DIR").map(PathBuf::from)),
             show_progress,
+            ship_tasks,
         })
     }
 }
