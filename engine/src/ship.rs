@@ -251,3 +251,249 @@ fn unseal<X: serde::de::DeserializeOwned>(magic: [u8; 4], what: &str, bytes: &[u
     }
     wire::decode_value(what, payload)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::context::Context;
+    use crate::data::Data;
+    use crate::error::EngineError;
+    use crate::ids::{JobId, StageId};
+    use crate::rdd::Rdd;
+    use crate::scheduler::CollectPartition;
+
+    fn ctx(ship: bool) -> Context {
+        Context::builder()
+            .master("local[2]")
+            .show_progress(false)
+            .ship_tasks(ship)
+            .build()
+            .unwrap()
+    }
+
+    fn tref(partition: usize) -> TaskRef {
+        TaskRef {
+            job: JobId(0),
+            stage: StageId(0),
+            stage_name: "test".into(),
+            partition,
+            attempt: 0,
+        }
+    }
+
+    fn result_kind<T: Data>(rdd: &Rdd<T>) -> TaskKind {
+        TaskKind::Result(Arc::new(CollectPartition::new(rdd.node.clone())))
+    }
+
+    /// Encodes, decodes and runs partition `p` of `rdd` as an executor would; returns its elements.
+    fn ship_partition<T: Data>(rdd: &Rdd<T>, p: usize) -> Vec<T> {
+        let env = rdd.ctx.env().clone();
+        let kind = result_kind(rdd);
+        let bytes = encode_task_kind(&kind).unwrap();
+        let decoded = decode_task_kind(&bytes, &env).unwrap();
+        let end = run_decoded_task(&decoded, tref(p), Arc::new(AtomicBool::new(false)), env);
+        let end = decode_remote_task_end(&encode_task_end(&end).unwrap()).unwrap();
+        let end = decode_task_end(tref(p), &kind, end, &ShipRegistry::default());
+        match end.result {
+            Ok(TaskOutput::Result(v)) => *v.downcast::<Vec<T>>().unwrap(),
+            Ok(TaskOutput::MapOutput(_)) => panic!("a result task wrote a map output"),
+            Err(f) => panic!("shipped task failed: {f}"),
+        }
+    }
+
+    fn task_size<T: Data>(rdd: &Rdd<T>) -> usize {
+        encode_task_kind(&result_kind(rdd)).unwrap().len()
+    }
+
+    #[test]
+    fn shipped_mode_gives_the_answers_of_local_mode() {
+        fn answers(ctx: &Context) -> Vec<String> {
+            let nums = ctx.parallelize((0..200i64).collect(), 4);
+            let pairs = nums.map(|x: i64| (x % 7, x));
+            let words = ctx.parallelize(vec!["a b".to_string(), "b c".to_string()], 2);
+            let mut sums = pairs.reduce_by_key(|a, b| a + b).collect().unwrap();
+            sums.sort();
+            let mut joined = pairs.join(&pairs.map_values(|v: i64| v * 2)).count().unwrap();
+            joined += nums.zip(&nums.map(|x: i64| x + 1)).count().unwrap();
+            vec![
+                format!("{sums:?}"),
+                format!("{joined}"),
+                format!("{:?}", nums.sort_by(|x: &i64| -x, true, 3).take(5).unwrap()),
+                format!(
+                    "{:?}",
+                    nums.tree_aggregate(0i64, |a: i64, x: i64| a + x, |a: i64, b: i64| a + b, 2)
+                ),
+                format!(
+                    "{:?}",
+                    nums.repartition(3).glom().map(|p: Vec<i64>| p.len()).collect().unwrap()
+                ),
+                format!("{:?}", nums.sample(false, 0.3, 9).zip_with_index().count().unwrap()),
+                format!(
+                    "{:?}",
+                    words
+                        .flat_map(|l: String| l.split(' ').map(String::from).collect::<Vec<_>>())
+                        .distinct()
+                        .count()
+                ),
+                format!("{:?}", nums.cartesian(&words).coalesce(3).count().unwrap()),
+            ]
+        }
+        assert_eq!(answers(&ctx(true)), answers(&ctx(false)));
+    }
+
+    #[test]
+    fn a_decoded_task_computes_the_same_partition() {
+        let ctx = ctx(false);
+        let rdd = ctx.range(0, 100, 4).filter(|x: &i64| x % 3 == 0).map(|x: i64| x * 10);
+        let direct = rdd.ctx.run_job(&rdd, &[2]).unwrap().remove(0);
+        assert_eq!(ship_partition(&rdd, 2), direct);
+    }
+
+    #[test]
+    fn a_node_reached_twice_is_encoded_once() {
+        let ctx = ctx(false);
+        let big = ctx.parallelize((0..20_000u64).collect(), 2);
+        let once = task_size(&big);
+        let zipped = big.zip(&big.map(|x: u64| x + 1));
+        assert!(task_size(&zipped) < once + once / 2, "{} vs {once}", task_size(&zipped));
+        assert_eq!(ship_partition(&zipped, 1)[0], (10_000, 10_001));
+    }
+
+    #[test]
+    fn a_reduce_task_carries_no_map_side_lineage() {
+        let ctx = ctx(false);
+        let big = ctx.parallelize((0..20_000u64).map(|x| (x % 10, x)).collect(), 2);
+        let summed = big.reduce_by_key(|a, b| a + b);
+        assert!(task_size(&summed) < 2_000, "{} bytes", task_size(&summed));
+        summed.count().unwrap();
+        let mut shipped: Vec<(u64, u64)> = (0..2).flat_map(|p| ship_partition(&summed, p)).collect();
+        shipped.sort();
+        let mut direct = summed.collect().unwrap();
+        direct.sort();
+        assert_eq!(shipped, direct);
+    }
+
+    #[test]
+    fn a_written_checkpoint_ships_as_a_reader_of_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = Context::builder()
+            .master("local[2]")
+            .show_progress(false)
+            .checkpoint_dir(dir.path())
+            .build()
+            .unwrap();
+        let big = ctx.parallelize((0..20_000u64).collect(), 2).map(|x: u64| x * 2);
+        big.checkpoint().unwrap();
+        let before = task_size(&big);
+        big.count().unwrap();
+        assert!(big.is_checkpointed());
+        assert!(task_size(&big) < before / 10, "{} bytes", task_size(&big));
+        assert_eq!(ship_partition(&big, 1)[0], 20_000);
+    }
+
+    #[test]
+    fn a_broadcast_is_decoded_once_per_executor_not_per_task() {
+        let ctx = ctx(true);
+        let table = ctx.broadcast((0..100u64).collect::<Vec<_>>());
+        let looked_up = ctx
+            .range(0, 1000, 8)
+            .map(crate::func::with(table, |t: &crate::Broadcast<Vec<u64>>, x: i64| {
+                t[x as usize % 100]
+            }))
+            .collect()
+            .unwrap();
+        assert_eq!(looked_up[150], 50);
+        assert_eq!(ctx.env().broadcasts.decoded_values(), 1);
+        let local = self::ctx(false);
+        let table = local.broadcast(vec![1u8]);
+        local
+            .range(0, 10, 2)
+            .map(crate::func::with(table, |t: &crate::Broadcast<Vec<u8>>, _x: i64| t[0]))
+            .count()
+            .unwrap();
+        assert_eq!(
+            local.env().broadcasts.decoded_values(),
+            0,
+            "local mode shares the driver's value"
+        );
+    }
+
+    #[test]
+    fn accumulator_updates_travel_as_bytes() {
+        let ctx = ctx(true);
+        let acc = ctx.accumulator(0u64);
+        let seen = ctx.accumulator(Vec::<i64>::new());
+        ctx.range(0, 100, 4)
+            .foreach(crate::func::with(
+                (acc.clone(), seen.clone()),
+                |(a, s): &(crate::Accumulator<u64>, crate::Accumulator<Vec<i64>>), x: i64| {
+                    a.add(1);
+                    if x % 25 == 0 {
+                        s.add(vec![x]);
+                    }
+                },
+            ))
+            .unwrap();
+        assert_eq!(acc.value(), 100);
+        let mut s = seen.value();
+        s.sort();
+        assert_eq!(s, vec![0, 25, 50, 75]);
+    }
+
+    fn codec_text(e: EngineError) -> String {
+        assert!(matches!(e, EngineError::Codec { .. }), "{e:?}");
+        report(&e)
+    }
+
+    #[test]
+    fn truncated_or_damaged_task_bytes_are_clear_errors() {
+        let ctx = ctx(false);
+        let rdd = ctx.range(0, 10, 2).map(|x: i64| (x % 3, x)).reduce_by_key(|a, b| a + b);
+        let bytes = encode_task_kind(&result_kind(&rdd)).unwrap();
+        for len in [0, 3, 7, 8, 9, bytes.len() / 2, bytes.len() - 1] {
+            let text = codec_text(decode_task_kind(&bytes[..len], ctx.env()).err().expect("truncated"));
+            assert!(text.contains("task"), "{text}");
+            assert!(text.contains("truncated"), "{len}: {text}");
+        }
+        let mut damaged = bytes.clone();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0x40;
+        let text = codec_text(decode_task_kind(&damaged, ctx.env()).err().expect("damaged"));
+        assert!(text.contains("checksum mismatch"), "{text}");
+        let text = codec_text(decode_task_kind(b"nonsense", ctx.env()).err().expect("not a task"));
+        assert!(text.contains("magic"), "{text}");
+        let text = codec_text(decode_remote_task_end(&bytes).err().expect("a task is not a task end"));
+        assert!(text.contains("task end"), "{text}");
+    }
+
+    #[test]
+    fn a_truncated_node_names_what_failed_to_decode() {
+        let ctx = ctx(false);
+        let rdd = ctx.range(0, 10, 2).map(|x: i64| x + 1);
+        let mut encoded = rdd.node.encode().unwrap();
+        let n = encoded.len();
+        encoded.truncate(n - 3);
+        let text = codec_text(encoded.decode().err().expect("truncated node"));
+        assert!(text.contains("lineage node"), "{text}");
+        assert!(text.contains("MapPartitionsNode"), "{text}");
+    }
+
+    #[test]
+    fn an_unknown_broadcast_or_missing_source_is_an_error_not_a_panic() {
+        let registry = ShipRegistry::default();
+        let text = codec_text(registry.broadcast_bytes(BroadcastId(7)).unwrap_err());
+        assert!(text.contains("broadcast 7"), "{text}");
+        let ctx = ctx(false);
+        let b = ctx.broadcast(5u32);
+        let rdd = ctx
+            .range(0, 4, 1)
+            .map(crate::func::with(b, |b: &crate::Broadcast<u32>, x: i64| x + **b as i64));
+        let bytes = encode_task_kind(&result_kind(&rdd)).unwrap();
+        // This context's executor environment has no broadcast source (ship_tasks is off).
+        let text = codec_text(decode_task_kind(&bytes, ctx.env()).err().expect("no source"));
+        assert!(text.contains("broadcast"), "{text}");
+        assert!(text.contains("no broadcast source"), "{text}");
+    }
+}
