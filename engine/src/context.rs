@@ -253,16 +253,10 @@ impl Context {
     }
 
     /// The encoded value of broadcast `id`, for an executor that fetches it (encoded on the
-    /// first fetch).
-    #[allow(dead_code)] // served to executor processes by distributed mode
+    /// first fetch). Distributed mode serves executors with it.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn broadcast_bytes(&self, id: BroadcastId) -> Result<Vec<u8>> {
         self.inner.ship.broadcast_bytes(id)
-    }
-
-    /// Broadcast values, accumulator decoders: what decoding shipped tasks' ends needs.
-    #[allow(dead_code)] // used by distributed mode's backend
-    pub(crate) fn ship_registry(&self) -> &Arc<ShipRegistry> {
-        &self.inner.ship
     }
 
     /// A new accumulator starting at `initial`.

@@ -464,7 +464,7 @@ mod tests {
         assert!(text.contains("checksum mismatch"), "{text}");
         let text = codec_text(decode_task_kind(b"nonsense", ctx.env()).err().expect("not a task"));
         assert!(text.contains("magic"), "{text}");
-        let text = codec_text(decode_remote_task_end(&bytes).err().expect("a task is not a task end"));
+        let text = codec_text(decode_remote_task_end(&bytes).expect_err("a task is not a task end"));
         assert!(text.contains("task end"), "{text}");
     }
 
@@ -478,6 +478,18 @@ mod tests {
         let text = codec_text(encoded.decode().err().expect("truncated node"));
         assert!(text.contains("lineage node"), "{text}");
         assert!(text.contains("MapPartitionsNode"), "{text}");
+    }
+
+    #[test]
+    fn the_driver_serves_broadcast_values_as_bytes() {
+        let ctx = ctx(false);
+        let b = ctx.broadcast(vec![3u16, 4]);
+        let bytes = ctx.broadcast_bytes(b.id()).unwrap();
+        assert_eq!(bincode::deserialize::<Vec<u16>>(&bytes).unwrap(), vec![3, 4]);
+        let id = b.id();
+        drop(b);
+        let text = codec_text(ctx.broadcast_bytes(BroadcastId(id.0 + 1)).unwrap_err());
+        assert!(text.contains("no such broadcast"), "{text}");
     }
 
     #[test]
