@@ -14,3 +14,6 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
 echo "== cargo test"
 cargo test --workspace --locked
+
+echo "== integration tests again, every task shipped through its byte encoding (FLINT_SHIP_TASKS=1)"
+FLINT_SHIP_TASKS=1 cargo test -p flint-integration-tests --test it --locked

@@ -5,6 +5,10 @@
 //! stage; a failed or duplicate attempt's additions are dropped. So counts taken in actions are
 //! exact under retries. (Additions made in transformations whose stage is recomputed after a
 //! lost shuffle output are counted again, as in Spark.)
+//!
+//! Shipped tasks send their updates as bytes ([`AccumulatorUpdates::encode`]); the driver
+//! decodes them with the decoder each accumulator registered when it was made
+//! ([`AccumulatorDecoders`]), so it knows every value's type.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -16,6 +20,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::data::Data;
+use crate::error::{EngineError, Result as EngineResult};
 use crate::ids::AccumulatorId;
 use crate::task_context::with_task_updates;
 
@@ -134,17 +139,61 @@ impl<'de, T> Deserialize<'de> for Accumulator<T> {
     }
 }
 
+/// One accumulator's additions within a task: typed, and encodable for shipping.
+pub(crate) trait UpdateValue: Any + Send {
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+    fn encode(&self) -> EngineResult<Vec<u8>>;
+}
+
+impl<T: AccumulatorValue> UpdateValue for T {
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+    fn encode(&self) -> EngineResult<Vec<u8>> {
+        bincode::serialize(self).map_err(|e| EngineError::codec("accumulator update", e))
+    }
+}
+
+/// Decodes an update of an accumulator of type `T` (registered on the driver for each
+/// accumulator).
+pub(crate) type UpdateDecoder = fn(&[u8]) -> EngineResult<Box<dyn UpdateValue>>;
+
+fn decode_update<T: AccumulatorValue>(bytes: &[u8]) -> EngineResult<Box<dyn UpdateValue>> {
+    let v: T = crate::wire::decode_value("accumulator update", bytes)?;
+    Ok(Box::new(v))
+}
+
+/// The driver's decoders of shipped accumulator updates, one per accumulator.
+#[derive(Default)]
+pub(crate) struct AccumulatorDecoders {
+    decoders: Mutex<HashMap<AccumulatorId, UpdateDecoder>>,
+}
+
+impl AccumulatorDecoders {
+    pub(crate) fn register<T: AccumulatorValue>(&self, acc: &Accumulator<T>) {
+        self.decoders.lock().insert(acc.id, decode_update::<T>);
+    }
+
+    fn get(&self, id: AccumulatorId) -> Option<UpdateDecoder> {
+        self.decoders.lock().get(&id).copied()
+    }
+}
+
 /// The additions one task attempt made, per accumulator.
 #[derive(Default)]
 pub(crate) struct AccumulatorUpdates {
-    entries: Vec<(AccumulatorId, Box<dyn Any + Send>)>,
+    entries: Vec<(AccumulatorId, Box<dyn UpdateValue>)>,
 }
 
 impl AccumulatorUpdates {
     fn add<T: AccumulatorValue>(&mut self, id: AccumulatorId, v: T) {
         for (eid, value) in &mut self.entries {
             if *eid == id
-                && let Some(existing) = value.downcast_mut::<T>()
+                && let Some(existing) = value.as_any_mut().downcast_mut::<T>()
             {
                 existing.merge(v);
                 return;
@@ -154,10 +203,33 @@ impl AccumulatorUpdates {
     }
 
     pub(crate) fn into_entries(self) -> Vec<(AccumulatorId, Box<dyn Any + Send>)> {
-        self.entries
+        self.entries.into_iter().map(|(id, v)| (id, v.into_any())).collect()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The updates as bytes, for a task that runs away from the driver.
+    pub(crate) fn encode(&self) -> EngineResult<Vec<(AccumulatorId, Vec<u8>)>> {
+        self.entries.iter().map(|(id, v)| Ok((*id, v.encode()?))).collect()
+    }
+
+    /// Updates a shipped task sent, decoded on the driver. Updates of accumulators this
+    /// driver does not know are dropped, as the scheduler drops them in process.
+    pub(crate) fn decode(encoded: Vec<(AccumulatorId, Vec<u8>)>, decoders: &AccumulatorDecoders) -> EngineResult<Self> {
+        let mut entries = Vec::with_capacity(encoded.len());
+        for (id, bytes) in encoded {
+            match decoders.get(id) {
+                Some(decode) => entries.push((
+                    id,
+                    decode(&bytes).map_err(|e| {
+                        crate::wire::codec_error(format!("update of accumulator {id}"), crate::error::report(&e))
+                    })?,
+                )),
+                None => tracing::debug!(accumulator = %id, "update of an unknown accumulator dropped"),
+            }
+        }
+        Ok(AccumulatorUpdates { entries })
     }
 }

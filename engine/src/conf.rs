@@ -13,6 +13,14 @@
 //! | `shuffle_compress`        | `FLINT_SHUFFLE_COMPRESS`     | `true` (lz4)                   |
 //! | `checkpoint_dir`          | `FLINT_CHECKPOINT_DIR`       | none (checkpoint needs one)    |
 //! | `show_progress`           | `FLINT_PROGRESS`             | `true` (only drawn when stderr is a terminal) |
+//! | `ship_tasks`              | `FLINT_SHIP_TASKS`           | `false` (see below)            |
+//!
+//! `ship_tasks` is a test mode of local masters: every task is encoded to bytes, decoded (as an
+//! executor process would decode it, broadcast values fetched from the driver's registry), run,
+//! and its end (result, map output, accumulator updates) encoded and decoded back, exactly as
+//! distributed mode will ship them. It proves that every operation can run in another process
+//! of the same build; it costs the encoding, so leave it off otherwise. The test suite runs
+//! the integration tests a second time with `FLINT_SHIP_TASKS=1`.
 //!
 //! Distributed-mode keys (heartbeats, locality wait, result size) are listed in
 //! [`crate::cluster::settings`].
@@ -112,6 +120,9 @@ pub struct Config {
     pub show_progress: bool,
     /// Distributed-mode settings (heartbeats, locality, result size); see [`crate::cluster`].
     pub cluster: crate::cluster::ClusterSettings,
+    /// Encode and decode every task as if it ran in another process (a test mode; see the
+    /// module docs).
+    pub ship_tasks: bool,
 }
 
 /// Builds a [`Config`]; see the module docs for keys.
@@ -129,6 +140,7 @@ pub struct ConfigBuilder {
     checkpoint_dir: Option<PathBuf>,
     show_progress: Option<bool>,
     cluster: Vec<(String, String)>,
+    ship_tasks: Option<bool>,
 }
 
 impl ConfigBuilder {
@@ -187,6 +199,11 @@ impl ConfigBuilder {
         self.show_progress = Some(on);
         self
     }
+    /// Ship every task through its byte encoding, even in local mode (a test mode).
+    pub fn ship_tasks(mut self, on: bool) -> Self {
+        self.ship_tasks = Some(on);
+        self
+    }
 
     /// Sets a key by name, as a string (what `flint-submit --conf key=value` will use).
     pub fn set(self, key: &str, value: &str) -> Result<Self> {
@@ -209,6 +226,7 @@ impl ConfigBuilder {
                 crate::cluster::ClusterSettings::resolve(&b.cluster, &|_| None)?;
                 b
             }
+            "ship_tasks" => self.ship_tasks(parse_bool(key, value)?),
             _ => return Err(EngineError::invalid("configuration key", key, "not a known key")),
         })
     }
@@ -283,6 +301,13 @@ impl ConfigBuilder {
                 .transpose()?
                 .unwrap_or(true),
         };
+        let ship_tasks = match self.ship_tasks {
+            Some(b) => b,
+            None => env("FLINT_SHIP_TASKS")
+                .map(|v| parse_bool("ship_tasks", &v))
+                .transpose()?
+                .unwrap_or(false),
+        };
         Ok(Config {
             master,
             app_name: self
@@ -304,6 +329,7 @@ impl ConfigBuilder {
                 .or_else(|| env("FLINT_CHECKPOINT_DIR").map(PathBuf::from)),
             show_progress,
             cluster: crate::cluster::ClusterSettings::resolve(&self.cluster, &env)?,
+            ship_tasks,
         })
     }
 }

@@ -1,7 +1,6 @@
 //! The driver's entry point: a [`Context`] owns the scheduler, the executor environment of local
 //! mode, id generators, accumulators and broadcast variables.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -18,13 +17,13 @@ use crate::data::Data;
 use crate::env::ExecutorEnv;
 use crate::error::{EngineError, Result};
 use crate::ids::{AccumulatorId, BroadcastId, ExecutorId, IdGen, JobId, RddId, ShuffleId};
-use crate::rdd::{Rdd, iterator};
+use crate::rdd::Rdd;
 use crate::scheduler::dag::{Scheduler, SchedulerLimits};
 use crate::scheduler::local::LocalBackend;
-use crate::scheduler::{Listener, ResultRunner, SchedulerEvent};
+use crate::scheduler::{CollectPartition, Listener, ResultRunner, SchedulerEvent};
+use crate::ship::ShipRegistry;
 use crate::shuffle_map::MapOutputTracker;
 use crate::storage::BlockManager;
-use crate::task_context::Interruptible;
 
 /// The driver's handle on flint: makes RDDs and runs jobs. Cheap to clone; shared by threads.
 ///
@@ -47,6 +46,8 @@ struct Inner {
     broadcast_ids: IdGen,
     accumulator_ids: IdGen,
     env: Arc<ExecutorEnv>,
+    /// Broadcast values and accumulator decoders for shipped tasks.
+    ship: Arc<ShipRegistry>,
     scheduler: Scheduler,
     /// The executors of a distributed context (dropped after the scheduler: see `Drop`).
     cluster: Option<Arc<ClusterBackend>>,
@@ -118,6 +119,12 @@ impl ContextBuilder {
         self.config = self.config.show_progress(on);
         self
     }
+    /// Ship every task through its byte encoding, even in local mode (a test mode, see
+    /// [`crate::conf`]).
+    pub fn ship_tasks(mut self, on: bool) -> Self {
+        self.config = self.config.ship_tasks(on);
+        self
+    }
     /// Sets any key by name (see [`crate::conf`]).
     pub fn set(mut self, key: &str, value: &str) -> Result<Self> {
         self.config = self.config.set(key, value)?;
@@ -136,6 +143,7 @@ fn start_cluster(
     env: &Arc<ExecutorEnv>,
     limits: SchedulerLimits,
     executors: usize,
+    ship: Arc<ShipRegistry>,
 ) -> Result<(Scheduler, Arc<ClusterBackend>)> {
     let launcher = crate::cluster::launcher().ok_or_else(|| {
         EngineError::Cluster(
@@ -155,6 +163,7 @@ fn start_cluster(
         config.cluster.clone(),
         executor_settings,
         env.map_outputs.clone(),
+        ship,
     ));
     let scheduler = Scheduler::new(Box::new(backend.clone()), env.clone(), limits);
     backend.set_emitter(scheduler.emitter());
@@ -213,6 +222,17 @@ impl Context {
             BlockManager::new(config.storage_memory_bytes, blocks_dir),
             Arc::new(MapOutputTracker::default()),
         ));
+        let ship = Arc::new(ShipRegistry::default());
+        let shipping = if config.ship_tasks {
+            // As an executor's runtime will: broadcast values missing from the cache are
+            // fetched from the driver (here, the registry of this very context).
+            let registry = ship.clone();
+            env.broadcasts
+                .set_source(Arc::new(move |id| registry.broadcast_bytes(id)));
+            Some(ship.clone())
+        } else {
+            None
+        };
         let limits = SchedulerLimits {
             max_task_failures: config.max_task_failures,
             max_stage_attempts: config.max_stage_attempts,
@@ -220,12 +240,13 @@ impl Context {
         };
         let (scheduler, cluster) = match config.master {
             Master::Local { threads } => {
-                let backend = LocalBackend::start(threads, env.clone())
+                let backend = LocalBackend::start(threads, env.clone(), shipping)
                     .map_err(|e| EngineError::Internal(format!("cannot start task threads: {e}")))?;
                 (Scheduler::new(Box::new(backend), env.clone(), limits), None)
             }
             Master::LocalCluster { executors, .. } => {
-                let (scheduler, backend) = start_cluster(&config, local_dir.path(), &env, limits, executors)?;
+                let (scheduler, backend) =
+                    start_cluster(&config, local_dir.path(), &env, limits, executors, ship.clone())?;
                 (scheduler, Some(backend))
             }
         };
@@ -240,6 +261,7 @@ impl Context {
                 broadcast_ids: IdGen::default(),
                 accumulator_ids: IdGen::default(),
                 env,
+                ship,
                 scheduler,
                 cluster,
                 stopped: AtomicBool::new(false),
@@ -278,7 +300,16 @@ impl Context {
 
     /// Shares a read-only value with every task.
     pub fn broadcast<T: Data>(&self, value: T) -> Broadcast<T> {
-        Broadcast::new(BroadcastId(self.inner.broadcast_ids.next()), value)
+        let b = Broadcast::new(BroadcastId(self.inner.broadcast_ids.next()), value);
+        self.inner.ship.broadcasts.register(&b);
+        b
+    }
+
+    /// The encoded value of broadcast `id`, for an executor that fetches it (encoded on the
+    /// first fetch). Distributed mode serves executors with it.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn broadcast_bytes(&self, id: BroadcastId) -> Result<Vec<u8>> {
+        self.inner.ship.broadcast_bytes(id)
     }
 
     /// A new accumulator starting at `initial`.
@@ -294,6 +325,7 @@ impl Context {
     pub fn accumulator<T: AccumulatorValue>(&self, initial: T) -> Accumulator<T> {
         let acc = Accumulator::new(AccumulatorId(self.inner.accumulator_ids.next()), initial);
         self.inner.scheduler.register_accumulator(acc.id(), acc.sink());
+        self.inner.ship.accumulators.register(&acc);
         acc
     }
 
@@ -366,12 +398,7 @@ impl Context {
         if self.inner.stopped.load(Ordering::Relaxed) {
             return Err(EngineError::Stopped);
         }
-        let node = rdd.node.clone();
-        let runner: ResultRunner = Arc::new(move |split, tc| {
-            let items: Vec<T> = Interruptible::new(iterator(&node, split, tc)?, tc.killed.clone()).collect();
-            tc.env().failpoints.hit("task::before_result")?;
-            Ok(Box::new(items) as Box<dyn Any + Send>)
-        });
+        let runner: ResultRunner = Arc::new(CollectPartition::new(rdd.node.clone()));
         let job = JobId(self.inner.job_ids.next());
         let root = rdd.erased();
         let results = self

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use flint_shuffle::ShuffleEnv;
 
+use crate::broadcast::BroadcastCache;
 use crate::failpoints::Failpoints;
 use crate::shuffle_map::MapOutputTracker;
 use crate::storage::BlockManager;
@@ -27,6 +28,8 @@ pub(crate) struct ExecutorEnv {
     pub(crate) blocks: BlockManager,
     pub(crate) map_outputs: Arc<MapOutputTracker>,
     pub(crate) failpoints: Failpoints,
+    /// Broadcast values decoded by this executor (shipped tasks only).
+    pub(crate) broadcasts: BroadcastCache,
     attempt_files: AtomicU64,
 }
 
@@ -38,6 +41,7 @@ impl ExecutorEnv {
             blocks,
             map_outputs,
             failpoints: Failpoints::default(),
+            broadcasts: BroadcastCache::default(),
             attempt_files: AtomicU64::new(0),
         }
     }

@@ -27,12 +27,14 @@
 //! higher-ranked bound on a non-`Fn` trait.
 
 use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::code_identity;
 use crate::data::Data;
-use crate::error::{EngineError, Result};
+use crate::error::{EngineError, Result, report};
 
 const CAPTURE_MESSAGE: &str = "flint: a closure passed to an RDD operation must not capture \
      variables (it has to be shipped to executors); pass captured state explicitly with \
@@ -171,7 +173,7 @@ where
     }
 
     fn encode_state(&self) -> Result<Vec<u8>> {
-        bincode::serialize(&self.state).map_err(|e| EngineError::codec("captured state", e))
+        crate::wire::to_bytes(&self.state).map_err(|e| EngineError::codec("captured state", e))
     }
 
     fn decode_state(bytes: &[u8]) -> Result<Self> {
@@ -196,7 +198,7 @@ where
     }
 
     fn encode_state(&self) -> Result<Vec<u8>> {
-        bincode::serialize(&self.state).map_err(|e| EngineError::codec("captured state", e))
+        crate::wire::to_bytes(&self.state).map_err(|e| EngineError::codec("captured state", e))
     }
 
     fn decode_state(bytes: &[u8]) -> Result<Self> {
@@ -208,10 +210,11 @@ where
     }
 }
 
-/// Serde adapter: a [`Fun1`] stored in a serialisable struct (its state travels, its code is its type).
+/// Serde adapter: a [`Fun1`] stored in a serialisable struct (its state travels, its code is its
+/// type). Shared (`Arc`) so that the driver and a shipped structure can use one function.
 pub(crate) struct Shipped1<F, A, R> {
-    pub(crate) f: F,
-    _sig: std::marker::PhantomData<fn(A) -> R>,
+    pub(crate) f: Arc<F>,
+    _sig: PhantomData<fn(A) -> R>,
 }
 
 impl<F: Fun1<A, R>, A, R> Shipped1<F, A, R> {
@@ -219,15 +222,27 @@ impl<F: Fun1<A, R>, A, R> Shipped1<F, A, R> {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
         Shipped1 {
-            f,
-            _sig: std::marker::PhantomData,
+            f: Arc::new(f),
+            _sig: PhantomData,
+        }
+    }
+}
+
+impl<F, A, R> Clone for Shipped1<F, A, R> {
+    fn clone(&self) -> Self {
+        Shipped1 {
+            f: self.f.clone(),
+            _sig: PhantomData,
         }
     }
 }
 
 impl<F: Fun1<A, R>, A, R> Serialize for Shipped1<F, A, R> {
     fn serialize<Ser: Serializer>(&self, s: Ser) -> std::result::Result<Ser::Ok, Ser::Error> {
-        let bytes = self.f.encode_state().map_err(serde::ser::Error::custom)?;
+        let bytes = self
+            .f
+            .encode_state()
+            .map_err(|e| serde::ser::Error::custom(report(&e)))?;
         s.serialize_bytes(&bytes)
     }
 }
@@ -235,18 +250,18 @@ impl<F: Fun1<A, R>, A, R> Serialize for Shipped1<F, A, R> {
 impl<'de, F: Fun1<A, R>, A, R> Deserialize<'de> for Shipped1<F, A, R> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let bytes: Vec<u8> = serde_bytes_vec(d)?;
-        let f = F::decode_state(&bytes).map_err(serde::de::Error::custom)?;
+        let f = F::decode_state(&bytes).map_err(|e| serde::de::Error::custom(report(&e)))?;
         Ok(Shipped1 {
-            f,
-            _sig: std::marker::PhantomData,
+            f: Arc::new(f),
+            _sig: PhantomData,
         })
     }
 }
 
-/// Serde adapter for a [`Fun2`].
+/// Serde adapter for a [`Fun2`] (shared, as [`Shipped1`]).
 pub(crate) struct Shipped2<F, A, B, R> {
-    pub(crate) f: F,
-    _sig: std::marker::PhantomData<fn(A, B) -> R>,
+    pub(crate) f: Arc<F>,
+    _sig: PhantomData<fn(A, B) -> R>,
 }
 
 impl<F: Fun2<A, B, R>, A, B, R> Shipped2<F, A, B, R> {
@@ -254,15 +269,27 @@ impl<F: Fun2<A, B, R>, A, B, R> Shipped2<F, A, B, R> {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
         Shipped2 {
-            f,
-            _sig: std::marker::PhantomData,
+            f: Arc::new(f),
+            _sig: PhantomData,
+        }
+    }
+}
+
+impl<F, A, B, R> Clone for Shipped2<F, A, B, R> {
+    fn clone(&self) -> Self {
+        Shipped2 {
+            f: self.f.clone(),
+            _sig: PhantomData,
         }
     }
 }
 
 impl<F: Fun2<A, B, R>, A, B, R> Serialize for Shipped2<F, A, B, R> {
     fn serialize<Ser: Serializer>(&self, s: Ser) -> std::result::Result<Ser::Ok, Ser::Error> {
-        let bytes = self.f.encode_state().map_err(serde::ser::Error::custom)?;
+        let bytes = self
+            .f
+            .encode_state()
+            .map_err(|e| serde::ser::Error::custom(report(&e)))?;
         s.serialize_bytes(&bytes)
     }
 }
@@ -270,15 +297,16 @@ impl<F: Fun2<A, B, R>, A, B, R> Serialize for Shipped2<F, A, B, R> {
 impl<'de, F: Fun2<A, B, R>, A, B, R> Deserialize<'de> for Shipped2<F, A, B, R> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let bytes: Vec<u8> = serde_bytes_vec(d)?;
-        let f = F::decode_state(&bytes).map_err(serde::de::Error::custom)?;
+        let f = F::decode_state(&bytes).map_err(|e| serde::de::Error::custom(report(&e)))?;
         Ok(Shipped2 {
-            f,
-            _sig: std::marker::PhantomData,
+            f: Arc::new(f),
+            _sig: PhantomData,
         })
     }
 }
 
-fn serde_bytes_vec<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<u8>, D::Error> {
+/// Reads a byte string written with `serialize_bytes` (or as a sequence of bytes).
+pub(crate) fn serde_bytes_vec<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<u8>, D::Error> {
     struct BytesVisitor;
     impl<'de> serde::de::Visitor<'de> for BytesVisitor {
         type Value = Vec<u8>;

@@ -36,6 +36,9 @@
 //! - `shuffle_map`: the map-output tracker;
 //! - [`func`]: shippable user functions and `with`;
 //! - `code_identity`: how code is named across processes (the only `unsafe`);
+//! - `wire`: how type-erased values (nodes, partitioners, aggregator specs) travel as a
+//!   decoder's code offset plus bytes, and the serde adapters node structs derive with;
+//! - `ship`: tasks as bytes (encode, decode, run, and the task's end back to the driver);
 //! - `task_context`: task failures, panics and accumulator updates at the task boundary;
 //! - [`error`]: `EngineError`, `TaskFailure`, `report`.
 #![warn(missing_docs)]
@@ -44,9 +47,7 @@ mod accumulator;
 mod broadcast;
 #[doc(hidden)]
 pub mod cluster;
-// Code shipping is exercised by its unit tests until distributed mode (executors) uses it.
 #[allow(unsafe_code)]
-#[cfg_attr(not(test), allow(dead_code))]
 mod code_identity;
 pub mod conf;
 pub mod context;
@@ -54,15 +55,16 @@ mod data;
 mod env;
 pub mod error;
 pub mod failpoints;
-#[cfg_attr(not(test), allow(dead_code))]
 pub mod func;
 mod ids;
 pub mod partitioner;
 mod rdd;
 mod scheduler;
+mod ship;
 mod shuffle_map;
 mod storage;
 mod task_context;
+mod wire;
 
 pub use accumulator::{Accumulator, AccumulatorValue};
 pub use broadcast::Broadcast;

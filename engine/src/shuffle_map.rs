@@ -9,11 +9,12 @@ use std::path::Path;
 
 use flint_shuffle::{MapOutputFiles, MapStatus};
 use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 
 use crate::ids::ShuffleId;
 
 /// One registered map output.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct MapOutput {
     pub(crate) files: MapOutputFiles,
     pub(crate) status: MapStatus,

@@ -30,13 +30,13 @@ use crate::error::{EngineError, Result, TaskFailure};
 use crate::ids::{BroadcastId, ExecutorId, JobId, RddId};
 use crate::rdd::{Dependency, lineage_deps};
 use crate::scheduler::{Backend, SchedulerEvent, Task, TaskEnd, TaskOutput};
+use crate::ship::ShipRegistry;
 use crate::shuffle_map::MapOutputTracker;
 
 /// Fraction of a reducer's input an executor must hold to be preferred (as Spark's 0.2).
 const REDUCER_PREFERENCE_FRACTION: f64 = 0.2;
 
 type Emit = Arc<dyn Fn(SchedulerEvent) + Send + Sync>;
-type BroadcastLookup = Arc<dyn Fn(BroadcastId) -> Option<Vec<u8>> + Send + Sync>;
 
 struct Executor {
     info: ExecutorInfo,
@@ -88,7 +88,8 @@ pub(crate) struct Shared {
     executor_settings: ExecutorSettings,
     map_outputs: Arc<MapOutputTracker>,
     emit: Mutex<Option<Emit>>,
-    broadcasts: Mutex<Option<BroadcastLookup>>,
+    /// Broadcast values served to executors, accumulator decoders for task ends.
+    ship: Arc<ShipRegistry>,
 }
 
 /// The cluster backend the DAG scheduler launches tasks through.
@@ -114,6 +115,7 @@ impl ClusterBackend {
         settings: ClusterSettings,
         executor_settings: ExecutorSettings,
         map_outputs: Arc<MapOutputTracker>,
+        ship: Arc<ShipRegistry>,
     ) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
@@ -123,7 +125,7 @@ impl ClusterBackend {
             executor_settings,
             map_outputs,
             emit: Mutex::new(None),
-            broadcasts: Mutex::new(None),
+            ship,
         });
         let weak = Arc::downgrade(&shared);
         std::thread::Builder::new()
@@ -150,11 +152,6 @@ impl ClusterBackend {
     /// Where scheduler events (executor added/lost) go.
     pub(crate) fn set_emitter(&self, emit: Emit) {
         *self.shared.emit.lock() = Some(emit);
-    }
-
-    /// Where executors' broadcast fetches are answered from.
-    pub(crate) fn set_broadcasts(&self, lookup: BroadcastLookup) {
-        *self.shared.broadcasts.lock() = Some(lookup);
     }
 
     /// Waits until `n` executors are registered, or fails after `executor_start_timeout`
@@ -700,7 +697,7 @@ impl DriverHandle {
             .get(&executor)
             .map(|e| e.info.address.clone())
             .unwrap_or_default();
-        let end = decode_end(&running, executor, &address, &end);
+        let end = decode_end(&running, executor, &address, &end, &self.shared.ship);
         let (end, cached) = match end {
             Ok(v) => v,
             Err(e) => (
@@ -741,8 +738,7 @@ impl DriverHandle {
 
     /// The encoded value of a broadcast variable, for an executor that asks.
     pub fn broadcast_bytes(&self, id: BroadcastId) -> Option<Vec<u8>> {
-        let lookup = self.shared.broadcasts.lock().clone();
-        lookup.and_then(|l| l(id))
+        self.shared.ship.broadcast_bytes(id).ok()
     }
 }
 
@@ -751,10 +747,11 @@ fn decode_end(
     executor: ExecutorId,
     address: &str,
     bytes: &[u8],
+    ship: &ShipRegistry,
 ) -> Result<(TaskEnd, Vec<(RddId, usize)>)> {
     let reported: ExecutorTaskEnd = wire::decode("task end", bytes)?;
     let mut end = match reported.outcome {
-        Ok(end) => shipping::decode_end(&running.task.kind, running.task.tref.clone(), &end)?,
+        Ok(end) => shipping::decode_end(&running.task.kind, running.task.tref.clone(), &end, ship)?,
         Err(failure) => TaskEnd {
             tref: running.task.tref.clone(),
             result: Err(failure),

@@ -155,7 +155,7 @@ impl ExecutorRuntime {
             node: None,
             inputs: Vec::new(),
         };
-        Ok(shipping::run_encoded(task, self.env.clone()))
+        shipping::run_encoded(task, self.env.clone()).map_err(|e| failed("cannot encode the task's end", e))
     }
 
     /// Asks a running task to stop (it ends as killed).

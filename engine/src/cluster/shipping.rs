@@ -1,31 +1,36 @@
 //! The seam between the cluster code and task encoding (`crate::ship`).
-//! PLACEHOLDER until task encoding lands: every function fails clearly.
 
 use std::sync::Arc;
 
 use super::BroadcastSource;
 use crate::env::ExecutorEnv;
-use crate::error::{EngineError, Result, TaskRef};
+use crate::error::{Result, TaskRef};
 use crate::scheduler::{Task, TaskEnd, TaskKind};
+use crate::ship::{self, ShipRegistry};
 
-fn not_yet() -> EngineError {
-    EngineError::Cluster("task shipping is not built yet".into())
+/// A task's work as bytes (driver side).
+pub(crate) fn encode_kind(kind: &TaskKind) -> Result<Vec<u8>> {
+    ship::encode_task_kind(kind)
 }
 
-pub(crate) fn encode_kind(_kind: &TaskKind) -> Result<Vec<u8>> {
-    Err(not_yet())
+/// A task's work from bytes (executor side).
+pub(crate) fn decode_kind(bytes: &[u8], env: &Arc<ExecutorEnv>) -> Result<TaskKind> {
+    ship::decode_task_kind(bytes, env)
 }
 
-pub(crate) fn decode_kind(_bytes: &[u8], _env: &Arc<ExecutorEnv>) -> Result<TaskKind> {
-    Err(not_yet())
+/// Runs a decoded task and encodes its end (executor side).
+pub(crate) fn run_encoded(task: Task, env: Arc<ExecutorEnv>) -> Result<Vec<u8>> {
+    let end = ship::run_decoded_task(&task.kind, task.tref, task.killed, env);
+    ship::encode_task_end(&end)
 }
 
-pub(crate) fn run_encoded(_task: Task, _env: Arc<ExecutorEnv>) -> Vec<u8> {
-    Vec::new()
+/// A task end from an executor's bytes (driver side); `kind` is what was launched.
+pub(crate) fn decode_end(kind: &TaskKind, tref: TaskRef, bytes: &[u8], registry: &ShipRegistry) -> Result<TaskEnd> {
+    let end = ship::decode_remote_task_end(bytes)?;
+    Ok(ship::decode_task_end(tref, kind, end, registry))
 }
 
-pub(crate) fn decode_end(_kind: &TaskKind, _tref: TaskRef, _bytes: &[u8]) -> Result<TaskEnd> {
-    Err(not_yet())
+/// Broadcast values this executor has not seen come from `source` (the driver).
+pub(crate) fn install_broadcast_source(env: &mut ExecutorEnv, source: Arc<dyn BroadcastSource>) {
+    env.broadcasts.set_source(Arc::new(move |id| source.fetch(id)));
 }
-
-pub(crate) fn install_broadcast_source(_env: &mut ExecutorEnv, _source: Arc<dyn BroadcastSource>) {}

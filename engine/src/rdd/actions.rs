@@ -9,26 +9,29 @@ use std::collections::HashMap;
 use std::fmt::Display;
 use std::fs;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{BoxIter, ClosurePartitionFn, Rdd};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::shuffled::FnAggregator;
+use super::{BoxIter, PartitionWith, PerPartition, Rdd};
 use crate::data::{Data, Key};
 use crate::error::{EngineError, Result};
-use crate::func::{Fun1, Fun2};
+use crate::func::{Fun1, Fun2, Shipped1, Shipped2, with};
 
 impl<T: Data> Rdd<T> {
-    /// Runs `per_partition` on every partition and returns one value per partition.
+    /// Runs `g(&state, split, partition)` on every partition and returns one value per
+    /// partition. `g` captures nothing (checked at compile time): what it needs is in `state`,
+    /// which ships with the tasks.
     #[track_caller]
-    pub(crate) fn per_partition<U: Data>(
-        &self,
-        op: &str,
-        per_partition: impl Fn(usize, BoxIter<T>) -> U + Send + Sync + 'static,
-    ) -> Result<Vec<U>> {
-        let rdd = self.with_partition_fn(
-            op,
-            ClosurePartitionFn(move |split, it| Box::new(std::iter::once(per_partition(split, it))) as BoxIter<U>),
-        );
+    pub(crate) fn per_partition<U: Data, S, G>(&self, op: &str, state: S, g: G) -> Result<Vec<U>>
+    where
+        S: Serialize + DeserializeOwned + Send + Sync + 'static,
+        G: Fn(&S, usize, BoxIter<T>) -> U + Send + Sync + 'static,
+    {
+        let rdd = self.with_partition_fn(op, PerPartition::new(state, g));
         let n = rdd.num_partitions();
         Ok(self
             .ctx
@@ -64,7 +67,7 @@ impl<T: Data> Rdd<T> {
     #[track_caller]
     pub fn count(&self) -> Result<u64> {
         Ok(self
-            .per_partition("count", |_, it| it.count() as u64)?
+            .per_partition("count", (), |_: &(), _, it: BoxIter<T>| it.count() as u64)?
             .into_iter()
             .sum())
     }
@@ -93,7 +96,9 @@ impl<T: Data> Rdd<T> {
             let left = n - out.len();
             let limited = self.with_partition_fn(
                 "take",
-                ClosurePartitionFn(move |_, it: BoxIter<T>| Box::new(it.take(left)) as BoxIter<T>),
+                PartitionWith::new(left, |left: &usize, _, it: BoxIter<T>| {
+                    Box::new(it.take(*left)) as BoxIter<T>
+                }),
             );
             for p in self.ctx.run_job(&limited, &parts)? {
                 out.extend(p.into_iter().take(n - out.len()));
@@ -129,13 +134,14 @@ impl<T: Data> Rdd<T> {
     pub fn reduce<F: Fun2<T, T, T>>(&self, f: F) -> Result<T> {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
-        let f = Arc::new(f);
-        let g = f.clone();
-        let partials = self.per_partition("reduce", move |_, it| it.reduce(|a, b| g.call2(a, b)))?;
+        let f = Shipped2::new(f);
+        let partials = self.per_partition("reduce", f.clone(), |f: &Shipped2<F, T, T, T>, _, it: BoxIter<T>| {
+            it.reduce(|a, b| f.f.call2(a, b))
+        })?;
         partials
             .into_iter()
             .flatten()
-            .reduce(|a, b| f.call2(a, b))
+            .reduce(|a, b| f.f.call2(a, b))
             .ok_or(EngineError::EmptyRdd { action: "reduce" })
     }
 
@@ -149,10 +155,13 @@ impl<T: Data> Rdd<T> {
     pub fn fold<F: Fun2<T, T, T>>(&self, zero: T, f: F) -> Result<T> {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
-        let f = Arc::new(f);
-        let (g, z) = (f.clone(), zero.clone());
-        let partials = self.per_partition("fold", move |_, it| it.fold(z.clone(), |a, b| g.call2(a, b)))?;
-        Ok(partials.into_iter().fold(zero, |a, b| f.call2(a, b)))
+        let f = Shipped2::new(f);
+        let partials = self.per_partition(
+            "fold",
+            (zero.clone(), f.clone()),
+            |(zero, f): &(T, Shipped2<F, T, T, T>), _, it: BoxIter<T>| it.fold(zero.clone(), |a, b| f.f.call2(a, b)),
+        )?;
+        Ok(partials.into_iter().fold(zero, |a, b| f.f.call2(a, b)))
     }
 
     /// Aggregates each partition into a `U` with `seq`, then merges the `U`s with `comb`.
@@ -169,9 +178,13 @@ impl<T: Data> Rdd<T> {
     pub fn aggregate<U: Data, F1: Fun2<U, T, U>, F2: Fun2<U, U, U>>(&self, zero: U, seq: F1, comb: F2) -> Result<U> {
         #[allow(clippy::let_unit_value)]
         let ((), ()) = (F1::SHIPPABLE, F2::SHIPPABLE);
-        let seq = Arc::new(seq);
-        let z = zero.clone();
-        let partials = self.per_partition("aggregate", move |_, it| it.fold(z.clone(), |u, x| seq.call2(u, x)))?;
+        let partials = self.per_partition(
+            "aggregate",
+            (zero.clone(), Shipped2::new(seq)),
+            |(zero, seq): &(U, Shipped2<F1, U, T, U>), _, it: BoxIter<T>| {
+                it.fold(zero.clone(), |u, x| seq.f.call2(u, x))
+            },
+        )?;
         Ok(partials.into_iter().fold(zero, |a, b| comb.call2(a, b)))
     }
 
@@ -193,15 +206,15 @@ impl<T: Data> Rdd<T> {
     ) -> Result<U> {
         #[allow(clippy::let_unit_value)]
         let ((), ()) = (F1::SHIPPABLE, F2::SHIPPABLE);
-        let seq = Arc::new(seq);
-        let comb = Arc::new(comb);
-        let z = zero.clone();
+        let comb = Shipped2::new(comb);
         let mut partials: Rdd<U> = self.with_partition_fn(
             "tree_aggregate",
-            ClosurePartitionFn(move |_, it: BoxIter<T>| {
-                let seq = seq.clone();
-                Box::new(std::iter::once(it.fold(z.clone(), |u, x| seq.call2(u, x)))) as BoxIter<U>
-            }),
+            PerPartition::new(
+                (zero.clone(), Shipped2::new(seq)),
+                |(zero, seq): &(U, Shipped2<F1, U, T, U>), _, it: BoxIter<T>| {
+                    it.fold(zero.clone(), |u, x| seq.f.call2(u, x))
+                },
+            ),
         );
         let mut n = partials.num_partitions();
         let scale = ((n as f64).powf(1.0 / depth.max(1) as f64).ceil() as usize).max(2);
@@ -210,21 +223,18 @@ impl<T: Data> Rdd<T> {
             let target = n.max(1);
             let keyed = partials.with_partition_fn(
                 "tree_aggregate",
-                ClosurePartitionFn(move |split: usize, it: BoxIter<U>| {
-                    Box::new(it.map(move |u| (split % target, u))) as BoxIter<(usize, U)>
+                PartitionWith::new(target, |target: &usize, split: usize, it: BoxIter<U>| {
+                    let key = split % *target;
+                    Box::new(it.map(move |u| (key, u))) as BoxIter<(usize, U)>
                 }),
             );
-            let c = comb.clone();
-            let agg = flint_shuffle::Aggregator::new(|u| u, move |a, b| c.call2(a, b), {
-                let c = comb.clone();
-                move |a, b| c.call2(a, b)
-            });
+            let agg = FnAggregator::from_shipped(Shipped1::new(|u: U| u), comb.clone(), comb.clone());
             partials = keyed
                 .shuffle_with(
                     "tree_aggregate",
                     crate::rdd::ShuffleSpec {
                         partitioner: Arc::new(crate::partitioner::HashPartitioner::new(target)),
-                        aggregator: Some(agg),
+                        aggregator: Some(Arc::new(agg)),
                         map_side_combine: true,
                         key_ordering: None,
                     },
@@ -232,7 +242,7 @@ impl<T: Data> Rdd<T> {
                 .values();
         }
         let results = partials.collect()?;
-        Ok(results.into_iter().fold(zero, |a, b| comb.call2(a, b)))
+        Ok(results.into_iter().fold(zero, |a, b| comb.f.call2(a, b)))
     }
 
     /// `reduce` with a tree of `depth` levels; an error on an empty RDD.
@@ -240,20 +250,19 @@ impl<T: Data> Rdd<T> {
     pub fn tree_reduce<F: Fun2<T, T, T>>(&self, f: F, depth: u32) -> Result<T> {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
-        let f = Arc::new(f);
-        let (g, h) = (f.clone(), f.clone());
+        let f = Shipped2::new(f);
         let reduced: Rdd<Option<T>> = self.with_partition_fn(
             "tree_reduce",
-            ClosurePartitionFn(move |_, it: BoxIter<T>| {
-                Box::new(std::iter::once(it.reduce(|a, b| g.call2(a, b)))) as BoxIter<Option<T>>
+            PerPartition::new(f.clone(), |f: &Shipped2<F, T, T, T>, _, it: BoxIter<T>| {
+                it.reduce(|a, b| f.f.call2(a, b))
             }),
         );
-        let merge = move |a: Option<T>, b: Option<T>| match (a, b) {
-            (Some(x), Some(y)) => Some(h.call2(x, y)),
+        let merge = with(f, |f: &Shipped2<F, T, T, T>, a: Option<T>, b: Option<T>| match (a, b) {
+            (Some(x), Some(y)) => Some(f.f.call2(x, y)),
             (x, None) => x,
             (None, y) => y,
-        };
-        let merged = reduced.tree_aggregate(None, with_fn2(merge.clone()), with_fn2(merge), depth)?;
+        });
+        let merged = reduced.tree_aggregate(None, merge.clone(), merge, depth)?;
         merged.ok_or(EngineError::EmptyRdd { action: "tree_reduce" })
     }
 
@@ -269,8 +278,12 @@ impl<T: Data> Rdd<T> {
     pub fn foreach<F: Fun1<T, ()>>(&self, f: F) -> Result<()> {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
-        self.per_partition("foreach", move |_, it| it.for_each(|x| f.call1(x)))
-            .map(|_| ())
+        self.per_partition(
+            "foreach",
+            Shipped1::new(f),
+            |f: &Shipped1<F, T, ()>, _, it: BoxIter<T>| it.for_each(|x| f.f.call1(x)),
+        )
+        .map(|_| ())
     }
 
     /// Runs `f` on every partition's iterator.
@@ -278,8 +291,12 @@ impl<T: Data> Rdd<T> {
     pub fn foreach_partition<F: Fun1<BoxIter<T>, ()>>(&self, f: F) -> Result<()> {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
-        self.per_partition("foreach_partition", move |_, it| f.call1(it))
-            .map(|_| ())
+        self.per_partition(
+            "foreach_partition",
+            Shipped1::new(f),
+            |f: &Shipped1<F, BoxIter<T>, ()>, _, it: BoxIter<T>| f.f.call1(it),
+        )
+        .map(|_| ())
     }
 
     /// Iterates the elements on the driver, running one job per partition as needed.
@@ -322,25 +339,7 @@ impl<T: Data> Rdd<T> {
         }
         let staging = dir.join("_temporary");
         fs::create_dir_all(&staging).map_err(|e| EngineError::write(&staging, e))?;
-        let out = dir.clone();
-        let written = self.per_partition("save_as_text_file", move |split, it| {
-            let name = format!("part-{split:05}");
-            let tmp = staging.join(format!("{name}.{}", std::process::id()));
-            let write = || -> std::io::Result<u64> {
-                let mut w = BufWriter::new(fs::File::create(&tmp)?);
-                let mut n = 0;
-                for x in it {
-                    writeln!(w, "{x}")?;
-                    n += 1;
-                }
-                w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                Ok(n)
-            };
-            let n = write().unwrap_or_else(|e| crate::task_context::raise(EngineError::write(&tmp, e)));
-            let target = out.join(&name);
-            fs::rename(&tmp, &target).unwrap_or_else(|e| crate::task_context::raise(EngineError::write(&target, e)));
-            n
-        });
+        let written = self.per_partition("save_as_text_file", (staging, dir.clone()), save_partition::<T>);
         if let Err(e) = written {
             // The directory did not exist before this call: remove it whole, so that a failed
             // save leaves nothing behind and can simply be run again.
@@ -353,22 +352,25 @@ impl<T: Data> Rdd<T> {
     }
 }
 
-/// Adapts a cloneable closure into a shippable-by-value two-argument function for internal use.
-fn with_fn2<A, B, R, G: Fn(A, B) -> R + Send + Sync + 'static>(g: G) -> impl Fun2<A, B, R> {
-    struct Wrapped<G>(G);
-    impl<A, B, R, G: Fn(A, B) -> R + Send + Sync + 'static> Fun2<A, B, R> for Wrapped<G> {
-        const SHIPPABLE: () = ();
-        fn call2(&self, a: A, b: B) -> R {
-            (self.0)(a, b)
+/// Writes one partition of `save_as_text_file`: a temporary file in `staging`, renamed into
+/// `out` when complete. Returns the number of lines.
+fn save_partition<T: Display>((staging, out): &(PathBuf, PathBuf), split: usize, it: BoxIter<T>) -> u64 {
+    let name = format!("part-{split:05}");
+    let tmp = staging.join(format!("{name}.{}", std::process::id()));
+    let write = || -> std::io::Result<u64> {
+        let mut w = BufWriter::new(fs::File::create(&tmp)?);
+        let mut n = 0;
+        for x in it {
+            writeln!(w, "{x}")?;
+            n += 1;
         }
-        fn encode_state(&self) -> Result<Vec<u8>> {
-            Err(EngineError::Internal("driver-side function cannot be shipped".into()))
-        }
-        fn decode_state(_: &[u8]) -> Result<Self> {
-            Err(EngineError::Internal("driver-side function cannot be shipped".into()))
-        }
-    }
-    Wrapped(g)
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        Ok(n)
+    };
+    let n = write().unwrap_or_else(|e| crate::task_context::raise(EngineError::write(&tmp, e)));
+    let target = out.join(&name);
+    fs::rename(&tmp, &target).unwrap_or_else(|e| crate::task_context::raise(EngineError::write(&target, e)));
+    n
 }
 
 impl<T: Data + Ord> Rdd<T> {
@@ -380,7 +382,7 @@ impl<T: Data + Ord> Rdd<T> {
     /// ```
     #[track_caller]
     pub fn take_ordered(&self, n: usize) -> Result<Vec<T>> {
-        let partials = self.per_partition("take_ordered", move |_, it| smallest(it, n))?;
+        let partials = self.per_partition("take_ordered", n, |n: &usize, _, it: BoxIter<T>| smallest(it, *n))?;
         Ok(smallest(partials.into_iter().flatten(), n))
     }
 
@@ -392,7 +394,7 @@ impl<T: Data + Ord> Rdd<T> {
     /// ```
     #[track_caller]
     pub fn top(&self, n: usize) -> Result<Vec<T>> {
-        let partials = self.per_partition("top", move |_, it| largest(it, n))?;
+        let partials = self.per_partition("top", n, |n: &usize, _, it: BoxIter<T>| largest(it, *n))?;
         Ok(largest(partials.into_iter().flatten(), n))
     }
 

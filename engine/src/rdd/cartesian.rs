@@ -3,14 +3,21 @@
 use std::panic::Location;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::{BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode, iterator};
 use crate::data::Data;
 use crate::error::Result;
 use crate::task_context::TaskContext;
+use crate::wire::{self, Encoded};
 
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "A: Data, B: Data")]
 pub(crate) struct CartesianNode<A, B> {
     meta: NodeMeta,
+    #[serde(with = "wire::node_ref")]
     left: Arc<dyn Compute<A>>,
+    #[serde(with = "wire::node_ref")]
     right: Arc<dyn Compute<B>>,
 }
 
@@ -40,6 +47,9 @@ impl<A: Data, B: Data> Compute<(A, B)> for CartesianNode<A, B> {
             let right = right.clone();
             (0..right.len()).map(move |k| (a.clone(), right[k].clone()))
         })))
+    }
+    fn encode(&self) -> Result<Encoded<Arc<dyn Compute<(A, B)>>>> {
+        wire::encode_node(self)
     }
 }
 

@@ -4,15 +4,24 @@
 //! separate job writes each partition (`<dir>/rdd-<id>/part-NNNNN`, atomically) and the node then
 //! reads its partitions from there and reports no dependencies. Iterative jobs use this to keep
 //! lineage (and recovery and scheduling cost) from growing with the number of iterations.
+//!
+//! A written checkpoint ships as a [`CheckpointedNode`]: a reader of the checkpoint files (the
+//! directory must be visible where the task runs, as Spark's reliable checkpoints on a shared
+//! file system), never the lineage it replaced.
 
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
-use super::{BoxIter, Compute, NodeMeta, Rdd, SharedVecIter};
+use serde::{Deserialize, Serialize};
+
+use super::{BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode, SharedVecIter};
 use crate::context::Context;
 use crate::data::Data;
 use crate::error::{EngineError, Result};
 use crate::storage::{read_block, write_block};
+use crate::task_context::TaskContext;
+use crate::wire::{self, Encoded};
 
 type Writer = Arc<dyn Fn(&Context) -> Result<PathBuf> + Send + Sync>;
 
@@ -50,6 +59,57 @@ pub(crate) fn done_path(meta: &NodeMeta, split: usize) -> Option<PathBuf> {
 pub(crate) fn read_partition<T: Data>(path: &Path) -> Result<BoxIter<T>> {
     let items: Vec<T> = read_block(path)?;
     Ok(Box::new(SharedVecIter::new(Arc::new(items))))
+}
+
+/// A checkpointed node as it ships: its metadata (with the checkpoint directory) and
+/// partition count; its partitions are read from the checkpoint files.
+#[derive(Deserialize)]
+#[serde(bound = "")]
+pub(crate) struct CheckpointedNode<T> {
+    meta: NodeMeta,
+    partitions: usize,
+    _item: PhantomData<fn() -> T>,
+}
+
+/// What [`CheckpointedNode`] is decoded from, written from the original node.
+#[derive(Serialize)]
+struct CheckpointedOut<'a> {
+    meta: &'a NodeMeta,
+    partitions: usize,
+}
+
+/// Encodes a node whose checkpoint is written as a reader of its checkpoint files.
+pub(crate) fn encode_checkpointed<T: Data>(node: &dyn Compute<T>) -> Result<Encoded<Arc<dyn Compute<T>>>> {
+    let out = CheckpointedOut {
+        meta: node.meta(),
+        partitions: node.num_partitions(),
+    };
+    Encoded::new(&out, wire::decode_node::<CheckpointedNode<T>, T>)
+}
+
+impl<T: Data> RddNode for CheckpointedNode<T> {
+    fn meta(&self) -> &NodeMeta {
+        &self.meta
+    }
+    fn num_partitions(&self) -> usize {
+        self.partitions
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        Vec::new()
+    }
+}
+
+impl<T: Data> Compute<T> for CheckpointedNode<T> {
+    fn compute(&self, split: usize, _tc: &TaskContext) -> Result<BoxIter<T>> {
+        // `iterator` reads the files before calling this; reached only when called directly.
+        let path = done_path(&self.meta, split)
+            .ok_or_else(|| EngineError::Internal("a shipped checkpoint lost its directory".into()))?;
+        read_partition(&path)
+    }
+
+    fn encode(&self) -> Result<Encoded<Arc<dyn Compute<T>>>> {
+        encode_checkpointed(self)
+    }
 }
 
 /// Marks `rdd` for checkpointing.

@@ -3,13 +3,19 @@
 use std::panic::Location;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::{BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode, iterator};
 use crate::data::Data;
 use crate::error::Result;
 use crate::task_context::TaskContext;
+use crate::wire::{self, Encoded};
 
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "T: Data")]
 pub(crate) struct CoalescedNode<T> {
     meta: NodeMeta,
+    #[serde(with = "wire::node_ref")]
     parent: Arc<dyn Compute<T>>,
     target: usize,
 }
@@ -42,6 +48,9 @@ impl<T: Data> Compute<T> for CoalescedNode<T> {
             parts.push(iterator(&self.parent, p, tc)?);
         }
         Ok(Box::new(parts.into_iter().flatten()))
+    }
+    fn encode(&self) -> Result<Encoded<Arc<dyn Compute<T>>>> {
+        wire::encode_node(self)
     }
 }
 

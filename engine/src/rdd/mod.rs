@@ -30,7 +30,9 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::context::Context;
 use crate::data::Data;
@@ -38,10 +40,11 @@ use crate::error::Result;
 use crate::ids::RddId;
 use crate::storage::StorageLevel;
 use crate::task_context::{TaskContext, raise};
+use crate::wire::Encoded;
 
 pub use actions::LocalIterator;
 pub(crate) use checkpoint::CheckpointState;
-pub(crate) use narrow::ClosurePartitionFn;
+pub(crate) use narrow::{PartitionWith, PerPartition};
 pub use numeric::{Numeric, StatCounter};
 pub(crate) use sample::partition_rng;
 pub(crate) use shuffled::{ShuffleDep, ShuffleSpec};
@@ -51,14 +54,67 @@ pub type BoxIter<T> = Box<dyn Iterator<Item = T>>;
 
 /// What every node has: identity, the operation and call site that made it, and its
 /// persistence and checkpoint state (shared by all handles to the node).
-#[derive(Serialize, Deserialize)]
+///
+/// Shipped with its node: id (executors cache partitions by it), op, call site, storage level,
+/// and the checkpoint directory once the checkpoint is written (a marked, unwritten checkpoint
+/// stays on the driver).
 pub(crate) struct NodeMeta {
     pub(crate) id: RddId,
     pub(crate) op: String,
     pub(crate) callsite: String,
     storage: AtomicU8,
-    #[serde(skip)]
     pub(crate) checkpoint: Mutex<CheckpointState>,
+}
+
+#[derive(Serialize)]
+struct NodeMetaOut<'a> {
+    id: RddId,
+    op: &'a str,
+    callsite: &'a str,
+    storage: u8,
+    checkpoint: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+struct NodeMetaIn {
+    id: RddId,
+    op: String,
+    callsite: String,
+    storage: u8,
+    checkpoint: Option<PathBuf>,
+}
+
+impl Serialize for NodeMeta {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let checkpoint = match &*self.checkpoint.lock().expect("checkpoint state lock") {
+            CheckpointState::Done { dir } => Some(dir.clone()),
+            _ => None,
+        };
+        NodeMetaOut {
+            id: self.id,
+            op: &self.op,
+            callsite: &self.callsite,
+            storage: self.storage.load(Ordering::Relaxed),
+            checkpoint,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeMeta {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let m = NodeMetaIn::deserialize(d)?;
+        Ok(NodeMeta {
+            id: m.id,
+            op: m.op,
+            callsite: m.callsite,
+            storage: AtomicU8::new(m.storage),
+            checkpoint: Mutex::new(match m.checkpoint {
+                Some(dir) => CheckpointState::Done { dir },
+                None => CheckpointState::None,
+            }),
+        })
+    }
 }
 
 impl NodeMeta {
@@ -125,6 +181,19 @@ pub(crate) trait RddNode: Send + Sync + 'static {
 /// Computes one partition of a node as an iterator of `T`.
 pub(crate) trait Compute<T>: RddNode {
     fn compute(&self, split: usize, tc: &TaskContext) -> Result<BoxIter<T>>;
+    /// Encodes this node for another process of this build: its decoder and its bytes,
+    /// parents included (`wire::encode_node(self)` in every implementation). Use
+    /// [`encode_lineage_node`], which encodes a checkpointed node as a reader of its files.
+    fn encode(&self) -> Result<Encoded<Arc<dyn Compute<T>>>>;
+}
+
+/// Encodes `node` and its lineage; a node whose checkpoint is written travels as a reader of
+/// its checkpoint files, without its parents.
+pub(crate) fn encode_lineage_node<T: Data>(node: &Arc<dyn Compute<T>>) -> Result<Encoded<Arc<dyn Compute<T>>>> {
+    if node.meta().checkpoint.lock().expect("checkpoint state lock").is_done() {
+        return checkpoint::encode_checkpointed(&**node);
+    }
+    node.encode()
 }
 
 /// The lineage as the scheduler sees it: a checkpointed node has no parents.

@@ -8,20 +8,30 @@ use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 use super::{BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode, iterator};
+use crate::code_identity::conjure_stateless;
 use crate::data::Data;
 use crate::error::Result;
-use crate::func::{Fun1, Fun2};
+use crate::func::{Fun1, Fun2, Shipped1, Shipped2};
 use crate::task_context::TaskContext;
+use crate::wire::{self, Encoded};
 
-/// Turns one partition's input iterator into its output iterator.
-pub(crate) trait PartitionFn<T, U>: Send + Sync + 'static {
+/// Turns one partition's input iterator into its output iterator. Serialisable: it ships with
+/// its node (user functions inside through `Shipped1`/`Shipped2`).
+pub(crate) trait PartitionFn<T, U>: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn apply(self: Arc<Self>, split: usize, input: BoxIter<T>) -> BoxIter<U>;
 }
 
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "T: Data, P: PartitionFn<T, U>")]
 pub(crate) struct MapPartitionsNode<T, U, P> {
     meta: NodeMeta,
+    #[serde(with = "wire::node_ref")]
     parent: Arc<dyn Compute<T>>,
+    #[serde(with = "wire::arc")]
     f: Arc<P>,
     _types: PhantomData<fn(T) -> U>,
 }
@@ -43,55 +53,161 @@ impl<T: Data, U: Data, P: PartitionFn<T, U>> Compute<U> for MapPartitionsNode<T,
         let input = iterator(&self.parent, split, tc)?;
         Ok(self.f.clone().apply(split, input))
     }
+    fn encode(&self) -> Result<Encoded<Arc<dyn Compute<U>>>> {
+        wire::encode_node(self)
+    }
 }
 
-pub(crate) struct MapFn<F>(F);
-impl<T: 'static, U: 'static, F: Fun1<T, U>> PartitionFn<T, U> for MapFn<F> {
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "F: Fun1<T, U>")]
+pub(crate) struct MapFn<F, T, U>(Shipped1<F, T, U>);
+impl<T: 'static, U: 'static, F: Fun1<T, U>> PartitionFn<T, U> for MapFn<F, T, U> {
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<U> {
-        Box::new(input.map(move |x| self.0.call1(x)))
+        Box::new(input.map(move |x| self.0.f.call1(x)))
     }
 }
 
-pub(crate) struct FilterFn<F>(F);
-impl<T: 'static, F: for<'a> Fun1<&'a T, bool>> PartitionFn<T, T> for FilterFn<F> {
+/// Functions of a reference (`filter`, `key_by`) ship as their `&'static T` instance: the
+/// encoding of a function does not depend on its argument type.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "T: 'static, F: for<'a> Fun1<&'a T, bool>")]
+pub(crate) struct FilterFn<F, T: 'static>(Shipped1<F, &'static T, bool>);
+impl<T: 'static, F: for<'a> Fun1<&'a T, bool>> PartitionFn<T, T> for FilterFn<F, T> {
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<T> {
-        Box::new(input.filter(move |x| self.0.call1(x)))
+        Box::new(input.filter(move |x| self.0.f.call1(x)))
     }
 }
 
-pub(crate) struct FlatMapFn<F, I>(F, PhantomData<fn() -> I>);
-impl<T: 'static, U: 'static, I, F> PartitionFn<T, U> for FlatMapFn<F, I>
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "F: Fun1<T, I>")]
+pub(crate) struct FlatMapFn<F, T, I>(Shipped1<F, T, I>);
+impl<T: 'static, U: 'static, I, F> PartitionFn<T, U> for FlatMapFn<F, T, I>
 where
     F: Fun1<T, I>,
     I: IntoIterator<Item = U> + 'static,
     I::IntoIter: 'static,
 {
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<U> {
-        Box::new(input.flat_map(move |x| self.0.call1(x)))
+        Box::new(input.flat_map(move |x| self.0.f.call1(x)))
     }
 }
 
-pub(crate) struct PartitionsFn<F, I>(F, PhantomData<fn() -> I>);
-impl<T: 'static, U: 'static, I, F> PartitionFn<T, U> for PartitionsFn<F, I>
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "F: Fun1<BoxIter<T>, I>")]
+pub(crate) struct PartitionsFn<F, T, I>(Shipped1<F, BoxIter<T>, I>);
+impl<T: 'static, U: 'static, I, F> PartitionFn<T, U> for PartitionsFn<F, T, I>
 where
     F: Fun1<BoxIter<T>, I>,
     I: IntoIterator<Item = U> + 'static,
     I::IntoIter: 'static,
 {
     fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<U> {
-        Box::new(self.0.call1(input).into_iter())
+        Box::new(self.0.f.call1(input).into_iter())
     }
 }
 
-pub(crate) struct PartitionsWithIndexFn<F, I>(F, PhantomData<fn() -> I>);
-impl<T: 'static, U: 'static, I, F> PartitionFn<T, U> for PartitionsWithIndexFn<F, I>
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "F: Fun2<usize, BoxIter<T>, I>")]
+pub(crate) struct PartitionsWithIndexFn<F, T, I>(Shipped2<F, usize, BoxIter<T>, I>);
+impl<T: 'static, U: 'static, I, F> PartitionFn<T, U> for PartitionsWithIndexFn<F, T, I>
 where
     F: Fun2<usize, BoxIter<T>, I>,
     I: IntoIterator<Item = U> + 'static,
     I::IntoIter: 'static,
 {
     fn apply(self: Arc<Self>, split: usize, input: BoxIter<T>) -> BoxIter<U> {
-        Box::new(self.0.call2(split, input).into_iter())
+        Box::new(self.0.f.call2(split, input).into_iter())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "T: 'static, F: for<'a> Fun1<&'a T, K>")]
+pub(crate) struct KeyByFn<F, T: 'static, K>(Shipped1<F, &'static T, K>);
+impl<T: 'static, K: 'static, F: for<'a> Fun1<&'a T, K>> PartitionFn<T, (K, T)> for KeyByFn<F, T, K> {
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<(K, T)> {
+        Box::new(input.map(move |x| (self.0.f.call1(&x), x)))
+    }
+}
+
+const STATELESS_MESSAGE: &str = "an engine partition function must capture nothing: pass its state explicitly";
+
+/// The engine's own partition functions (actions, `repartition`, tree aggregation): explicit
+/// serialisable state plus a function that captures nothing (checked at compile time), rebuilt
+/// on the receiving side with `conjure_stateless`. `g(&state, split, input)` returns the output
+/// iterator.
+pub(crate) struct PartitionWith<S, G> {
+    state: S,
+    g: G,
+}
+
+impl<S, G> PartitionWith<S, G> {
+    pub(crate) fn new(state: S, g: G) -> Self {
+        const { assert!(std::mem::size_of::<G>() == 0, "{}", STATELESS_MESSAGE) };
+        PartitionWith { state, g }
+    }
+}
+
+impl<S: Serialize, G> Serialize for PartitionWith<S, G> {
+    fn serialize<Ser: Serializer>(&self, s: Ser) -> std::result::Result<Ser::Ok, Ser::Error> {
+        self.state.serialize(s)
+    }
+}
+
+impl<'de, S: Deserialize<'de>, G> Deserialize<'de> for PartitionWith<S, G> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(PartitionWith {
+            state: S::deserialize(d)?,
+            g: conjure_stateless::<G>(),
+        })
+    }
+}
+
+impl<T: 'static, U: 'static, S, G> PartitionFn<T, U> for PartitionWith<S, G>
+where
+    S: Serialize + DeserializeOwned + Send + Sync + 'static,
+    G: Fn(&S, usize, BoxIter<T>) -> BoxIter<U> + Send + Sync + 'static,
+{
+    fn apply(self: Arc<Self>, split: usize, input: BoxIter<T>) -> BoxIter<U> {
+        (self.g)(&self.state, split, input)
+    }
+}
+
+/// As [`PartitionWith`], for a function that reduces a partition to one value (actions):
+/// `g(&state, split, input)` is the partition's only element.
+pub(crate) struct PerPartition<S, G> {
+    state: S,
+    g: G,
+}
+
+impl<S, G> PerPartition<S, G> {
+    pub(crate) fn new(state: S, g: G) -> Self {
+        const { assert!(std::mem::size_of::<G>() == 0, "{}", STATELESS_MESSAGE) };
+        PerPartition { state, g }
+    }
+}
+
+impl<S: Serialize, G> Serialize for PerPartition<S, G> {
+    fn serialize<Ser: Serializer>(&self, s: Ser) -> std::result::Result<Ser::Ok, Ser::Error> {
+        self.state.serialize(s)
+    }
+}
+
+impl<'de, S: Deserialize<'de>, G> Deserialize<'de> for PerPartition<S, G> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(PerPartition {
+            state: S::deserialize(d)?,
+            g: conjure_stateless::<G>(),
+        })
+    }
+}
+
+impl<T: 'static, U: 'static, S, G> PartitionFn<T, U> for PerPartition<S, G>
+where
+    S: Serialize + DeserializeOwned + Send + Sync + 'static,
+    G: Fn(&S, usize, BoxIter<T>) -> U + Send + Sync + 'static,
+{
+    fn apply(self: Arc<Self>, split: usize, input: BoxIter<T>) -> BoxIter<U> {
+        Box::new(std::iter::once((self.g)(&self.state, split, input)))
     }
 }
 
@@ -118,7 +234,7 @@ impl<T: Data> Rdd<T> {
     pub fn map<U: Data, F: Fun1<T, U>>(&self, f: F) -> Rdd<U> {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
-        self.with_partition_fn("map", MapFn(f))
+        self.with_partition_fn("map", MapFn(Shipped1::new(f)))
     }
 
     /// Keeps the elements for which `f` is true. Write the argument's type: `|x: &i64| *x > 0`.
@@ -132,7 +248,7 @@ impl<T: Data> Rdd<T> {
     pub fn filter<F: for<'a> Fun1<&'a T, bool>>(&self, f: F) -> Rdd<T> {
         #[allow(clippy::let_unit_value)]
         let () = <F as Fun1<&T, bool>>::SHIPPABLE;
-        self.with_partition_fn("filter", FilterFn(f))
+        self.with_partition_fn("filter", FilterFn(Shipped1::new(f)))
     }
 
     /// Applies `f` to every element and flattens the results.
@@ -152,7 +268,7 @@ impl<T: Data> Rdd<T> {
     {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
-        self.with_partition_fn("flat_map", FlatMapFn(f, PhantomData))
+        self.with_partition_fn("flat_map", FlatMapFn(Shipped1::new(f)))
     }
 
     /// Applies `f` to each partition's iterator.
@@ -171,7 +287,7 @@ impl<T: Data> Rdd<T> {
     {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
-        self.with_partition_fn("map_partitions", PartitionsFn(f, PhantomData))
+        self.with_partition_fn("map_partitions", PartitionsFn(Shipped1::new(f)))
     }
 
     /// Applies `f` to each partition's index and iterator.
@@ -190,7 +306,7 @@ impl<T: Data> Rdd<T> {
     {
         #[allow(clippy::let_unit_value)]
         let () = F::SHIPPABLE;
-        self.with_partition_fn("map_partitions_with_index", PartitionsWithIndexFn(f, PhantomData))
+        self.with_partition_fn("map_partitions_with_index", PartitionsWithIndexFn(Shipped2::new(f)))
     }
 
     /// Turns each partition into one vector.
@@ -203,7 +319,7 @@ impl<T: Data> Rdd<T> {
     pub fn glom(&self) -> Rdd<Vec<T>> {
         self.with_partition_fn(
             "glom",
-            PartitionsFn(|it: BoxIter<T>| std::iter::once(it.collect::<Vec<T>>()), PhantomData),
+            PartitionsFn(Shipped1::new(|it: BoxIter<T>| std::iter::once(it.collect::<Vec<T>>()))),
         )
     }
 
@@ -218,25 +334,6 @@ impl<T: Data> Rdd<T> {
     pub fn key_by<K: Data, F: for<'a> Fun1<&'a T, K>>(&self, f: F) -> Rdd<(K, T)> {
         #[allow(clippy::let_unit_value)]
         let () = <F as Fun1<&T, K>>::SHIPPABLE;
-        self.with_partition_fn("key_by", KeyByFn(f))
-    }
-}
-
-/// A partition function made of a driver-side closure (used by actions; local mode only until
-/// actions ship their functions as serialisable structs).
-pub(crate) struct ClosurePartitionFn<G>(pub(crate) G);
-impl<T: 'static, U: 'static, G> PartitionFn<T, U> for ClosurePartitionFn<G>
-where
-    G: Fn(usize, BoxIter<T>) -> BoxIter<U> + Send + Sync + 'static,
-{
-    fn apply(self: Arc<Self>, split: usize, input: BoxIter<T>) -> BoxIter<U> {
-        (self.0)(split, input)
-    }
-}
-
-pub(crate) struct KeyByFn<F>(F);
-impl<T: 'static, K: 'static, F: for<'a> Fun1<&'a T, K>> PartitionFn<T, (K, T)> for KeyByFn<F> {
-    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<T>) -> BoxIter<(K, T)> {
-        Box::new(input.map(move |x| (self.0.call1(&x), x)))
+        self.with_partition_fn("key_by", KeyByFn(Shipped1::new(f)))
     }
 }

@@ -8,15 +8,43 @@ use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::Arc;
 
-use flint_shuffle::Aggregator;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::shuffled::ShuffleSpec;
-use super::{BoxIter, ClosurePartitionFn, Rdd};
+use super::narrow::PartitionFn;
+use super::shuffled::{AggregatorSpec, FnAggregator, NaturalOrder, ShuffleSpec};
+use super::{BoxIter, Rdd};
 use crate::data::{Data, Key};
 use crate::error::Result;
-use crate::func::{Fun1, Fun2};
-use crate::partitioner::{HashPartitioner, Partitioner, RangePartitioner, key_order};
+use crate::func::{Fun1, Fun2, Shipped1, Shipped2, with};
+use crate::partitioner::{HashPartitioner, Partitioner, RangePartitioner};
+
+/// `map_values`: `f` on each value, keys kept.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "F: Fun1<V, U>")]
+struct MapValuesFn<F, K, V, U>(Shipped1<F, V, U>, std::marker::PhantomData<fn() -> K>);
+
+impl<K: Data, V: 'static, U: 'static, F: Fun1<V, U>> PartitionFn<(K, V), (K, U)> for MapValuesFn<F, K, V, U> {
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, V)>) -> BoxIter<(K, U)> {
+        Box::new(input.map(move |(k, v)| (k, self.0.f.call1(v))))
+    }
+}
+
+/// `flat_map_values`: the key paired with every result of `f` on its value.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "F: Fun1<V, I>")]
+struct FlatMapValuesFn<F, K, V, I>(Shipped1<F, V, I>, std::marker::PhantomData<fn() -> K>);
+
+impl<K: Data, V: 'static, U: 'static, I, F> PartitionFn<(K, V), (K, U)> for FlatMapValuesFn<F, K, V, I>
+where
+    F: Fun1<V, I>,
+    I: IntoIterator<Item = U> + 'static,
+    I::IntoIter: 'static,
+{
+    fn apply(self: Arc<Self>, _split: usize, input: BoxIter<(K, V)>) -> BoxIter<(K, U)> {
+        Box::new(input.flat_map(move |(k, v)| self.0.f.call1(v).into_iter().map(move |u| (k.clone(), u))))
+    }
+}
 
 /// A value from the left or the right side of a `cogroup`.
 #[derive(Clone, Serialize, Deserialize)]
@@ -41,16 +69,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// ```
     #[track_caller]
     pub fn map_values<U: Data, F: Fun1<V, U>>(&self, f: F) -> Rdd<(K, U)> {
-        #[allow(clippy::let_unit_value)]
-        let () = F::SHIPPABLE;
-        let f = Arc::new(f);
-        self.with_partition_fn(
-            "map_values",
-            ClosurePartitionFn(move |_, it: BoxIter<(K, V)>| {
-                let f = f.clone();
-                Box::new(it.map(move |(k, v)| (k, f.call1(v)))) as BoxIter<(K, U)>
-            }),
-        )
+        self.with_partition_fn("map_values", MapValuesFn(Shipped1::new(f), std::marker::PhantomData))
     }
 
     /// Applies `f` to each value and pairs the key with every result.
@@ -61,16 +80,9 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         I: IntoIterator<Item = U> + 'static,
         I::IntoIter: 'static,
     {
-        #[allow(clippy::let_unit_value)]
-        let () = F::SHIPPABLE;
-        let f = Arc::new(f);
         self.with_partition_fn(
             "flat_map_values",
-            ClosurePartitionFn(move |_, it: BoxIter<(K, V)>| {
-                let f = f.clone();
-                Box::new(it.flat_map(move |(k, v)| f.call1(v).into_iter().map(move |u| (k.clone(), u))))
-                    as BoxIter<(K, U)>
-            }),
+            FlatMapValuesFn(Shipped1::new(f), std::marker::PhantomData),
         )
     }
 
@@ -113,14 +125,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         F2: Fun2<C, V, C>,
         F3: Fun2<C, C, C>,
     {
-        #[allow(clippy::let_unit_value)]
-        let ((), (), ()) = (F1::SHIPPABLE, F2::SHIPPABLE, F3::SHIPPABLE);
-        let (f1, f2, f3) = (Arc::new(create), Arc::new(merge_value), Arc::new(merge_combiners));
-        let agg = Aggregator::new(
-            move |v| f1.call1(v),
-            move |c, v| f2.call2(c, v),
-            move |a, b| f3.call2(a, b),
-        );
+        let agg = FnAggregator::new(create, merge_value, merge_combiners);
         self.aggregate_with("combine_by_key", agg, true, num_partitions)
     }
 
@@ -128,13 +133,13 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     fn aggregate_with<C: Data>(
         &self,
         op: &str,
-        agg: Aggregator<K, V, C>,
+        agg: impl AggregatorSpec<K, V, C>,
         map_side_combine: bool,
         num_partitions: usize,
     ) -> Rdd<(K, C)> {
         let spec = ShuffleSpec {
             partitioner: Arc::new(HashPartitioner::new(num_partitions)),
-            aggregator: Some(agg),
+            aggregator: Some(Arc::new(agg)),
             map_side_combine,
             key_ordering: None,
         };
@@ -159,26 +164,19 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// `reduce_by_key` into `num_partitions` partitions.
     #[track_caller]
     pub fn reduce_by_key_into<F: Fun2<V, V, V>>(&self, f: F, num_partitions: usize) -> Rdd<(K, V)> {
-        #[allow(clippy::let_unit_value)]
-        let () = F::SHIPPABLE;
-        let f = Arc::new(f);
-        let g = f.clone();
-        let agg = Aggregator::new(|v| v, move |a, b| f.call2(a, b), move |a, b| g.call2(a, b));
+        let f = Shipped2::new(f);
+        let agg = FnAggregator::from_shipped(Shipped1::new(|v: V| v), f.clone(), f);
         self.aggregate_with("reduce_by_key", agg, true, num_partitions)
     }
 
     /// Like `reduce_by_key`, starting each key (per partition) from `zero`.
     #[track_caller]
     pub fn fold_by_key<F: Fun2<V, V, V>>(&self, zero: V, f: F) -> Rdd<(K, V)> {
-        #[allow(clippy::let_unit_value)]
-        let () = F::SHIPPABLE;
-        let f = Arc::new(f);
-        let (g, h) = (f.clone(), f.clone());
-        let agg = Aggregator::new(
-            move |v| h.call2(zero.clone(), v),
-            move |a, b| f.call2(a, b),
-            move |a, b| g.call2(a, b),
-        );
+        let f = Shipped2::new(f);
+        let create = with((zero, f.clone()), |(zero, f): &(V, Shipped2<F, V, V, V>), v: V| {
+            f.f.call2(zero.clone(), v)
+        });
+        let agg = FnAggregator::from_shipped(Shipped1::new(create), f.clone(), f);
         self.aggregate_with("fold_by_key", agg, true, self.default_shuffle_partitions())
     }
 
@@ -190,15 +188,11 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         seq: F1,
         comb: F2,
     ) -> Rdd<(K, U)> {
-        #[allow(clippy::let_unit_value)]
-        let ((), ()) = (F1::SHIPPABLE, F2::SHIPPABLE);
-        let seq = Arc::new(seq);
-        let seq2 = seq.clone();
-        let agg = Aggregator::new(
-            move |v| seq2.call2(zero.clone(), v),
-            move |u, v| seq.call2(u, v),
-            move |a, b| comb.call2(a, b),
-        );
+        let seq = Shipped2::new(seq);
+        let create = with((zero, seq.clone()), |(zero, seq): &(U, Shipped2<F1, U, V, U>), v: V| {
+            seq.f.call2(zero.clone(), v)
+        });
+        let agg = FnAggregator::from_shipped(Shipped1::new(create), seq, Shipped2::new(comb));
         self.aggregate_with("aggregate_by_key", agg, true, self.default_shuffle_partitions())
     }
 
@@ -220,9 +214,9 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// `group_by_key` into `num_partitions` partitions.
     #[track_caller]
     pub fn group_by_key_into(&self, num_partitions: usize) -> Rdd<(K, Vec<V>)> {
-        let agg = Aggregator::new(
-            |v| vec![v],
-            |mut c: Vec<V>, v| {
+        let agg = FnAggregator::new(
+            |v: V| vec![v],
+            |mut c: Vec<V>, v: V| {
                 c.push(v);
                 c
             },
@@ -242,8 +236,11 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// assert_eq!(p.num_partitions(), 3);
     /// assert_eq!(p.count().unwrap(), 100);
     /// ```
+    ///
+    /// The partitioner ships to the tasks that write the shuffle, so it must be serialisable
+    /// (see [`Partitioner`]).
     #[track_caller]
-    pub fn partition_by<P: Partitioner<K>>(&self, partitioner: P) -> Rdd<(K, V)> {
+    pub fn partition_by<P: Partitioner<K> + Serialize + DeserializeOwned>(&self, partitioner: P) -> Rdd<(K, V)> {
         self.shuffle_plain("partition_by", Arc::new(partitioner), None)
     }
 
@@ -263,7 +260,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         let left = self.map(|(k, v): (K, V)| (k, Side::<V, W>::Left(v)));
         let right = other.map(|(k, w): (K, W)| (k, Side::<V, W>::Right(w)));
         let tagged = left.union(&right);
-        let agg = Aggregator::new(
+        let agg = FnAggregator::new(
             |s: Side<V, W>| match s {
                 Side::Left(v) => (vec![v], Vec::new()),
                 Side::Right(w) => (Vec::new(), vec![w]),
@@ -427,6 +424,10 @@ impl<K: Key + Ord, V: Data> Rdd<(K, V)> {
     pub fn sort_by_key(&self, ascending: bool, num_partitions: usize) -> Rdd<(K, V)> {
         let partitioner = RangePartitioner::new(num_partitions, self.keys(), ascending);
         let _ = Location::caller();
-        self.shuffle_plain("sort_by_key", Arc::new(partitioner), Some(key_order::<K>(ascending)))
+        self.shuffle_plain(
+            "sort_by_key",
+            Arc::new(partitioner),
+            Some(Arc::new(NaturalOrder::<K>::new(ascending))),
+        )
     }
 }

@@ -11,12 +11,15 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use serde::{Deserialize, Serialize};
+
 use super::narrow::PartitionFn;
 use super::{BoxIter, Rdd};
 use crate::data::Data;
 use crate::error::EngineError;
 use crate::task_context::raise;
 
+#[derive(Serialize, Deserialize)]
 struct PipeFn {
     command: String,
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use rand::{RngExt, SeedableRng};
 
 use rand_pcg::Pcg64Mcg;
+use serde::{Deserialize, Serialize};
 
 use super::narrow::PartitionFn;
 use super::{BoxIter, Rdd};
@@ -59,6 +60,7 @@ fn poisson(rng: &mut Pcg64Mcg, lambda: f64) -> u32 {
     k
 }
 
+#[derive(Serialize, Deserialize)]
 struct SampleFn {
     with_replacement: bool,
     fraction: f64,
@@ -81,6 +83,7 @@ impl<T: Data> PartitionFn<T, T> for SampleFn {
     }
 }
 
+#[derive(Serialize, Deserialize)]
 struct RangeSplitFn {
     lo: f64,
     hi: f64,

@@ -3,12 +3,15 @@
 
 use std::sync::Arc;
 
-use super::{BoxIter, ClosurePartitionFn, Rdd};
+use serde::{Deserialize, Serialize};
+
+use super::{BoxIter, PartitionWith, Rdd};
 use crate::data::{Data, Key};
 use crate::func::Fun1;
 use crate::partitioner::Partitioner;
 
 /// Sends key `k` to partition `k mod n` (for `repartition`'s round-robin keys).
+#[derive(Serialize, Deserialize)]
 struct ModPartitioner(usize);
 
 impl Partitioner<usize> for ModPartitioner {
@@ -78,7 +81,8 @@ impl<T: Data> Rdd<T> {
         let n = num_partitions.max(1);
         let keyed = self.with_partition_fn(
             "repartition",
-            ClosurePartitionFn(move |split: usize, it: BoxIter<T>| {
+            PartitionWith::new(n, |n: &usize, split: usize, it: BoxIter<T>| {
+                let n = *n;
                 let start = crate::partitioner::stable_hash(&split) as usize % n;
                 Box::new(it.enumerate().map(move |(i, x)| ((start + i) % n, x))) as BoxIter<(usize, T)>
             }),

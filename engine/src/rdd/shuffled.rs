@@ -6,24 +6,34 @@
 //! reads block `r` of every map output (checksummed; a bad or missing block is a fetch
 //! failure, which makes the scheduler recompute that map output) and aggregates or sorts it with
 //! spill past the memory limit.
+//!
+//! Both ship to executors. A map task carries its [`ShuffleDependency`] with the parent lineage
+//! (up to the previous shuffle boundaries); a reduce task's [`ShuffledNode`] carries only what
+//! reading needs: the shuffle id and the [`ShuffleSpec`] (partitioner, aggregator spec, key
+//! ordering), never the map side's lineage. Aggregators and key orderings travel as data
+//! ([`AggregatorSpec`], [`KeyOrderSpec`]) and build their `flint_shuffle` closures where the
+//! task runs.
 
-use std::cmp::Ordering;
+use std::marker::PhantomData;
 use std::panic::Location;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
-use flint_shuffle::{self as shuffle, Aggregator, ExternalAggregator, ExternalSorter, MapOutputFiles};
+use flint_shuffle::{self as shuffle, Aggregator, ExternalAggregator, ExternalSorter, KeyOrdering, MapOutputFiles};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::{BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode, iterator};
 use crate::context::Context;
 use crate::data::{Data, Key};
 use crate::env::ExecutorEnv;
 use crate::error::{EngineError, Result};
+use crate::func::{Fun1, Fun2, Shipped1, Shipped2};
 use crate::ids::ShuffleId;
-use crate::partitioner::Partitioner;
+use crate::partitioner::PartitionerRef;
 use crate::shuffle_map::MapOutput;
 use crate::task_context::{Interruptible, TaskContext, raise, raise_fetch_failed};
+use crate::wire::{self, EncodeArc, Encoded};
 
 /// What the scheduler needs from a shuffle dependency, whatever its types.
 pub(crate) trait ShuffleDep: Send + Sync + 'static {
@@ -36,26 +46,165 @@ pub(crate) trait ShuffleDep: Send + Sync + 'static {
     fn prepare(&self, ctx: &Context) -> Result<()>;
     /// "reduce_by_key at wc.rs:11": names the stage that writes this shuffle.
     fn label(&self) -> String;
+    /// Encodes the dependency with its map side's lineage, for a map task in another process.
+    fn encode(&self) -> Result<Encoded<Arc<dyn ShuffleDep>>>;
+}
+
+fn decode_shuffle_dep<D: DeserializeOwned + ShuffleDep>(bytes: &[u8]) -> Result<Arc<dyn ShuffleDep>> {
+    Ok(Arc::new(wire::decode_value::<D>("shuffle dependency", bytes)?))
+}
+
+/// The combine functions of a shuffle as data: it ships with the shuffle and builds the
+/// `flint_shuffle::Aggregator` (closures) where the task runs.
+pub(crate) trait AggregatorSpec<K, V, C>: Send + Sync + 'static {
+    fn build(&self) -> Aggregator<K, V, C>;
+    fn encode(&self) -> Result<Encoded<Arc<dyn AggregatorSpec<K, V, C>>>>;
+}
+
+impl<K: 'static, V: 'static, C: 'static> EncodeArc for dyn AggregatorSpec<K, V, C> {
+    fn encode_arc(&self) -> Result<Encoded<Arc<Self>>> {
+        self.encode()
+    }
+}
+
+fn decode_aggregator<A: DeserializeOwned + AggregatorSpec<K, V, C>, K, V, C>(
+    bytes: &[u8],
+) -> Result<Arc<dyn AggregatorSpec<K, V, C>>> {
+    Ok(Arc::new(wire::decode_value::<A>("aggregator", bytes)?))
+}
+
+/// An aggregator made of three shippable user functions (every by-key aggregation is one).
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "F1: Fun1<V, C>, F2: Fun2<C, V, C>, F3: Fun2<C, C, C>")]
+pub(crate) struct FnAggregator<F1, F2, F3, V, C> {
+    create: Shipped1<F1, V, C>,
+    merge_value: Shipped2<F2, C, V, C>,
+    merge_combiners: Shipped2<F3, C, C, C>,
+}
+
+impl<F1: Fun1<V, C>, F2: Fun2<C, V, C>, F3: Fun2<C, C, C>, V, C> FnAggregator<F1, F2, F3, V, C> {
+    pub(crate) fn new(create: F1, merge_value: F2, merge_combiners: F3) -> Self {
+        Self::from_shipped(
+            Shipped1::new(create),
+            Shipped2::new(merge_value),
+            Shipped2::new(merge_combiners),
+        )
+    }
+
+    /// From functions shared with the driver (or with each other).
+    pub(crate) fn from_shipped(
+        create: Shipped1<F1, V, C>,
+        merge_value: Shipped2<F2, C, V, C>,
+        merge_combiners: Shipped2<F3, C, C, C>,
+    ) -> Self {
+        FnAggregator {
+            create,
+            merge_value,
+            merge_combiners,
+        }
+    }
+}
+
+impl<K, V, C, F1, F2, F3> AggregatorSpec<K, V, C> for FnAggregator<F1, F2, F3, V, C>
+where
+    K: 'static,
+    V: 'static,
+    C: 'static,
+    F1: Fun1<V, C>,
+    F2: Fun2<C, V, C>,
+    F3: Fun2<C, C, C>,
+{
+    fn build(&self) -> Aggregator<K, V, C> {
+        let (f1, f2, f3) = (
+            self.create.f.clone(),
+            self.merge_value.f.clone(),
+            self.merge_combiners.f.clone(),
+        );
+        Aggregator::new(
+            move |v| f1.call1(v),
+            move |c, v| f2.call2(c, v),
+            move |a, b| f3.call2(a, b),
+        )
+    }
+
+    fn encode(&self) -> Result<Encoded<Arc<dyn AggregatorSpec<K, V, C>>>> {
+        Encoded::new(self, decode_aggregator::<Self, K, V, C>)
+    }
+}
+
+/// How a shuffle's reduce partitions are sorted, as data (built into a comparator where the
+/// task runs).
+pub(crate) trait KeyOrderSpec<K>: Send + Sync + 'static {
+    fn build(&self) -> KeyOrdering<K>;
+    fn encode(&self) -> Result<Encoded<Arc<dyn KeyOrderSpec<K>>>>;
+}
+
+impl<K: 'static> EncodeArc for dyn KeyOrderSpec<K> {
+    fn encode_arc(&self) -> Result<Encoded<Arc<Self>>> {
+        self.encode()
+    }
+}
+
+fn decode_key_order<O: DeserializeOwned + KeyOrderSpec<K>, K>(bytes: &[u8]) -> Result<Arc<dyn KeyOrderSpec<K>>> {
+    Ok(Arc::new(wire::decode_value::<O>("key ordering", bytes)?))
+}
+
+/// `K`'s own order, ascending or descending (`sort_by_key`).
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+pub(crate) struct NaturalOrder<K> {
+    ascending: bool,
+    _key: PhantomData<fn() -> K>,
+}
+
+impl<K> NaturalOrder<K> {
+    pub(crate) fn new(ascending: bool) -> Self {
+        NaturalOrder {
+            ascending,
+            _key: PhantomData,
+        }
+    }
+}
+
+impl<K: Ord + 'static> KeyOrderSpec<K> for NaturalOrder<K> {
+    fn build(&self) -> KeyOrdering<K> {
+        crate::partitioner::key_order::<K>(self.ascending)
+    }
+
+    fn encode(&self) -> Result<Encoded<Arc<dyn KeyOrderSpec<K>>>> {
+        Encoded::new(self, decode_key_order::<Self, K>)
+    }
 }
 
 /// How the reduce side treats the records of one shuffle.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "K: 'static, V: 'static, C: 'static")]
 pub(crate) struct ShuffleSpec<K, V, C> {
-    pub(crate) partitioner: Arc<dyn Partitioner<K>>,
+    #[serde(with = "wire::erased")]
+    pub(crate) partitioner: PartitionerRef<K>,
     /// Combine values with equal keys (reduce side, and map side when `map_side_combine`).
-    pub(crate) aggregator: Option<Aggregator<K, V, C>>,
+    #[serde(with = "wire::erased_opt")]
+    pub(crate) aggregator: Option<Arc<dyn AggregatorSpec<K, V, C>>>,
     pub(crate) map_side_combine: bool,
     /// Sort each reduce partition by key.
-    pub(crate) key_ordering: Option<Arc<dyn Fn(&K, &K) -> Ordering + Send + Sync>>,
+    #[serde(with = "wire::erased_opt")]
+    pub(crate) key_ordering: Option<Arc<dyn KeyOrderSpec<K>>>,
 }
 
 /// A shuffle of `(K, V)` records into partitions of `(K, C)`.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "K: Key, V: Data, C: Data")]
 pub(crate) struct ShuffleDependency<K, V, C> {
     id: ShuffleId,
     label: String,
+    #[serde(with = "wire::node_ref")]
     parent: Arc<dyn Compute<(K, V)>>,
-    spec: ShuffleSpec<K, V, C>,
+    #[serde(with = "wire::arc")]
+    spec: Arc<ShuffleSpec<K, V, C>>,
     /// Where this shuffle's outputs are kept, to delete them when no RDD can read them again
-    /// (as Spark's `ContextCleaner`): iterative jobs would otherwise fill the disk.
+    /// (as Spark's `ContextCleaner`): iterative jobs would otherwise fill the disk. Not
+    /// shipped: a decoded dependency deletes nothing when dropped.
+    #[serde(skip)]
     env: Weak<ExecutorEnv>,
 }
 
@@ -96,7 +245,7 @@ impl<K: Key, V: Data, C: Data> ShuffleDep for ShuffleDependency<K, V, C> {
         let partition_of = move |k: &K| partitioner.partition(k);
         let n = self.spec.partitioner.num_partitions();
         let status = match (&self.spec.aggregator, self.spec.map_side_combine) {
-            (Some(agg), true) => shuffle::write_combined(records, &partition_of, n, agg, &files, env),
+            (Some(agg), true) => shuffle::write_combined(records, &partition_of, n, &agg.build(), &files, env),
             _ => shuffle::write_plain(records, &partition_of, n, &files, env),
         }
         .map_err(|source| EngineError::Shuffle {
@@ -118,12 +267,24 @@ impl<K: Key, V: Data, C: Data> ShuffleDep for ShuffleDependency<K, V, C> {
     fn label(&self) -> String {
         self.label.clone()
     }
+
+    fn encode(&self) -> Result<Encoded<Arc<dyn ShuffleDep>>> {
+        Encoded::new(self, decode_shuffle_dep::<Self>)
+    }
 }
 
 /// The reduce side of a shuffle: `(K, C)` records.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "K: Key, V: Data, C: Data")]
 pub(crate) struct ShuffledNode<K, V, C> {
     meta: NodeMeta,
-    dep: Arc<ShuffleDependency<K, V, C>>,
+    shuffle: ShuffleId,
+    #[serde(with = "wire::arc")]
+    spec: Arc<ShuffleSpec<K, V, C>>,
+    /// The map side, on the driver only: a reduce task reads shuffle blocks and needs no
+    /// lineage beyond this node (a decoded node has no dependencies).
+    #[serde(skip)]
+    dep: Option<Arc<ShuffleDependency<K, V, C>>>,
 }
 
 impl<K: Key, V: Data, C: Data> RddNode for ShuffledNode<K, V, C> {
@@ -131,10 +292,13 @@ impl<K: Key, V: Data, C: Data> RddNode for ShuffledNode<K, V, C> {
         &self.meta
     }
     fn num_partitions(&self) -> usize {
-        self.dep.spec.partitioner.num_partitions()
+        self.spec.partitioner.num_partitions()
     }
     fn dependencies(&self) -> Vec<Dependency> {
-        vec![Dependency::Shuffle(self.dep.clone())]
+        self.dep
+            .iter()
+            .map(|d| Dependency::Shuffle(d.clone() as Arc<dyn ShuffleDep>))
+            .collect()
     }
 }
 
@@ -253,13 +417,13 @@ fn unwrap_results<T: 'static>(
 
 impl<K: Key, V: Data, C: Data> Compute<(K, C)> for ShuffledNode<K, V, C> {
     fn compute(&self, split: usize, tc: &TaskContext) -> Result<BoxIter<(K, C)>> {
-        let spec = &self.dep.spec;
-        let id = self.dep.id;
+        let spec = &self.spec;
+        let id = self.shuffle;
         let env = tc.env().shuffle.clone();
         let shuffle_err = |source| EngineError::Shuffle { shuffle: id, source };
         match &spec.aggregator {
             Some(agg) => {
-                let mut table = ExternalAggregator::new(agg.clone(), env.clone());
+                let mut table = ExternalAggregator::new(agg.build(), env.clone());
                 if spec.map_side_combine {
                     for (k, c) in block_stream::<K, C>(id, split, tc) {
                         table.insert_combiner(k, c).map_err(shuffle_err)?;
@@ -272,7 +436,7 @@ impl<K: Key, V: Data, C: Data> Compute<(K, C)> for ShuffledNode<K, V, C> {
                 let combined = unwrap_results(id, table.into_iter().map_err(shuffle_err)?);
                 match &spec.key_ordering {
                     None => Ok(combined),
-                    Some(cmp) => sort_stream(id, combined, cmp.clone(), env),
+                    Some(order) => sort_stream(id, combined, order.build(), env),
                 }
             }
             // Without an aggregator the map side wrote `(K, V)` records and `C` is `V` (see
@@ -281,17 +445,21 @@ impl<K: Key, V: Data, C: Data> Compute<(K, C)> for ShuffledNode<K, V, C> {
                 let records: BoxIter<(K, C)> = Box::new(block_stream::<K, C>(id, split, tc));
                 match &spec.key_ordering {
                     None => Ok(records),
-                    Some(cmp) => sort_stream(id, records, cmp.clone(), env),
+                    Some(order) => sort_stream(id, records, order.build(), env),
                 }
             }
         }
+    }
+
+    fn encode(&self) -> Result<Encoded<Arc<dyn Compute<(K, C)>>>> {
+        wire::encode_node(self)
     }
 }
 
 fn sort_stream<K: Key, C: Data>(
     id: ShuffleId,
     records: BoxIter<(K, C)>,
-    cmp: Arc<dyn Fn(&K, &K) -> Ordering + Send + Sync>,
+    cmp: KeyOrdering<K>,
     env: shuffle::ShuffleEnv,
 ) -> Result<BoxIter<(K, C)>> {
     let shuffle_err = |source| EngineError::Shuffle { shuffle: id, source };
@@ -307,14 +475,20 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     #[track_caller]
     pub(crate) fn shuffle_with<C: Data>(&self, op: &str, spec: ShuffleSpec<K, V, C>) -> Rdd<(K, C)> {
         let meta = NodeMeta::new(&self.ctx, op, Location::caller());
+        let spec = Arc::new(spec);
         let dep = Arc::new(ShuffleDependency {
             id: self.ctx.new_shuffle_id(),
             label: meta.label(),
             parent: self.node.clone(),
-            spec,
+            spec: spec.clone(),
             env: Arc::downgrade(self.ctx.env()),
         });
-        let node = ShuffledNode { meta, dep };
+        let node = ShuffledNode {
+            meta,
+            shuffle: dep.id,
+            spec,
+            dep: Some(dep),
+        };
         Rdd::from_node(&self.ctx, Arc::new(node))
     }
 
@@ -324,8 +498,8 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     pub(crate) fn shuffle_plain(
         &self,
         op: &str,
-        partitioner: Arc<dyn Partitioner<K>>,
-        key_ordering: Option<Arc<dyn Fn(&K, &K) -> Ordering + Send + Sync>>,
+        partitioner: PartitionerRef<K>,
+        key_ordering: Option<Arc<dyn KeyOrderSpec<K>>>,
     ) -> Rdd<(K, V)> {
         self.shuffle_with::<V>(
             op,

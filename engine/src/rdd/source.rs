@@ -3,16 +3,25 @@
 use std::panic::Location;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::{BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode, SharedVecIter};
 use crate::context::Context;
 use crate::data::Data;
 use crate::error::Result;
 use crate::task_context::TaskContext;
+use crate::wire::{self, Encoded};
 
 /// A driver-side vector cut into slices, as Spark's `ParallelCollectionRDD`: slice `i` holds
 /// elements `[i*len/n, (i+1)*len/n)`.
+///
+/// Ships with all its slices (Spark ships only the slice a task reads): fine for the
+/// driver-sized data `parallelize` is meant for.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "T: Data")]
 pub(crate) struct ParallelCollection<T> {
     meta: NodeMeta,
+    #[serde(with = "wire::arcs")]
     slices: Vec<Arc<Vec<T>>>,
 }
 
@@ -50,9 +59,13 @@ impl<T: Data> Compute<T> for ParallelCollection<T> {
     fn compute(&self, split: usize, _tc: &TaskContext) -> Result<BoxIter<T>> {
         Ok(Box::new(SharedVecIter::new(self.slices[split].clone())))
     }
+    fn encode(&self) -> Result<Encoded<Arc<dyn Compute<T>>>> {
+        wire::encode_node(self)
+    }
 }
 
 /// Integers `start, start+step, ...` below `end`, split evenly.
+#[derive(Serialize, Deserialize)]
 pub(crate) struct RangeNode {
     meta: NodeMeta,
     start: i64,
@@ -91,6 +104,9 @@ impl Compute<i64> for RangeNode {
         let hi = ((split as u128 + 1) * n / self.slices as u128) as i64;
         let (start, step) = (self.start, self.step);
         Ok(Box::new((lo..hi).map(move |i| start + i * step)))
+    }
+    fn encode(&self) -> Result<Encoded<Arc<dyn Compute<i64>>>> {
+        wire::encode_node(self)
     }
 }
 

@@ -14,10 +14,13 @@ use std::panic::Location;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use serde::{Deserialize, Serialize};
+
 use super::{BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode};
 use crate::context::Context;
 use crate::error::{EngineError, Result};
 use crate::task_context::{TaskContext, raise};
+use crate::wire::{self, Encoded};
 
 const MAX_SPLIT_BYTES: u64 = 32 << 20;
 const READ_BUFFER_BYTES: usize = 1 << 20;
@@ -83,7 +86,7 @@ pub(crate) fn list_input_files(pattern: &str) -> Result<Vec<(PathBuf, u64)>> {
     Ok(files)
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct FileSplit {
     path: PathBuf,
     start: u64,
@@ -137,11 +140,13 @@ fn make_splits(files: &[(PathBuf, u64)], min_partitions: usize) -> Vec<FileSplit
     splits
 }
 
-/// Lines of text files.
+/// Lines of text files. Ships with the splits listed on the driver (`prepare`).
+#[derive(Serialize, Deserialize)]
 pub(crate) struct TextFileNode {
     meta: NodeMeta,
     pattern: String,
     min_partitions: usize,
+    #[serde(with = "wire::once_lock")]
     splits: OnceLock<Vec<FileSplit>>,
 }
 
@@ -174,6 +179,9 @@ impl Compute<String> for TextFileNode {
     fn compute(&self, split: usize, _tc: &TaskContext) -> Result<BoxIter<String>> {
         let s = self.splits()?[split].clone();
         Ok(Box::new(LineReader::open(&s)?))
+    }
+    fn encode(&self) -> Result<Encoded<Arc<dyn Compute<String>>>> {
+        wire::encode_node(self)
     }
 }
 
@@ -259,11 +267,13 @@ impl Iterator for LineReader {
     }
 }
 
-/// Whole files as (path, content) pairs.
+/// Whole files as (path, content) pairs. Ships with the file groups listed on the driver.
+#[derive(Serialize, Deserialize)]
 pub(crate) struct WholeTextFilesNode {
     meta: NodeMeta,
     pattern: String,
     min_partitions: usize,
+    #[serde(with = "wire::once_lock")]
     groups: OnceLock<Vec<Vec<PathBuf>>>,
 }
 
@@ -320,6 +330,9 @@ impl Compute<(String, String)> for WholeTextFilesNode {
                 Err(e) => raise(EngineError::read(path, e)),
             }
         })))
+    }
+    fn encode(&self) -> Result<Encoded<Arc<dyn Compute<(String, String)>>>> {
+        wire::encode_node(self)
     }
 }
 

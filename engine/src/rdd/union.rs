@@ -3,13 +3,19 @@
 use std::panic::Location;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::{BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode, iterator};
 use crate::data::Data;
 use crate::error::{EngineError, Result};
 use crate::task_context::TaskContext;
+use crate::wire::{self, Encoded};
 
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "T: Data")]
 pub(crate) struct UnionNode<T> {
     meta: NodeMeta,
+    #[serde(with = "wire::node_refs")]
     parents: Vec<Arc<dyn Compute<T>>>,
 }
 
@@ -39,6 +45,9 @@ impl<T: Data> Compute<T> for UnionNode<T> {
             local -= n;
         }
         Err(EngineError::Internal(format!("union has no partition {split}")))
+    }
+    fn encode(&self) -> Result<Encoded<Arc<dyn Compute<T>>>> {
+        wire::encode_node(self)
     }
 }
 

@@ -4,18 +4,27 @@ use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::{Arc, OnceLock};
 
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
 use super::{BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode, iterator};
 use crate::context::Context;
 use crate::data::Data;
 use crate::error::{EngineError, Result};
-use crate::func::Fun2;
+use crate::func::{Fun2, Shipped2};
 use crate::task_context::{TaskContext, raise};
+use crate::wire::{self, Encoded};
 
 /// Two RDDs with the same number of partitions, combined partition by partition.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "A: Data, B: Data, F: ZipFn<A, B, U>")]
 pub(crate) struct ZipPartitionsNode<A, B, U, F> {
     meta: NodeMeta,
+    #[serde(with = "wire::node_ref")]
     left: Arc<dyn Compute<A>>,
+    #[serde(with = "wire::node_ref")]
     right: Arc<dyn Compute<B>>,
+    #[serde(with = "wire::arc")]
     f: Arc<F>,
     _out: PhantomData<fn() -> U>,
 }
@@ -52,12 +61,16 @@ impl<A: Data, B: Data, U: Data, F: ZipFn<A, B, U>> Compute<U> for ZipPartitionsN
         let b = iterator(&self.right, split, tc)?;
         Ok(self.f.clone().apply(split, &self.meta.label(), a, b))
     }
+    fn encode(&self) -> Result<Encoded<Arc<dyn Compute<U>>>> {
+        wire::encode_node(self)
+    }
 }
 
-pub(crate) trait ZipFn<A, B, U>: Send + Sync + 'static {
+pub(crate) trait ZipFn<A, B, U>: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn apply(self: Arc<Self>, split: usize, label: &str, a: BoxIter<A>, b: BoxIter<B>) -> BoxIter<U>;
 }
 
+#[derive(Serialize, Deserialize)]
 struct PairUp;
 impl<A: Data, B: Data> ZipFn<A, B, (A, B)> for PairUp {
     fn apply(self: Arc<Self>, split: usize, label: &str, mut a: BoxIter<A>, mut b: BoxIter<B>) -> BoxIter<(A, B)> {
@@ -74,22 +87,29 @@ impl<A: Data, B: Data> ZipFn<A, B, (A, B)> for PairUp {
     }
 }
 
-struct UserZip<F, I>(F, PhantomData<fn() -> I>);
-impl<A: Data, B: Data, U: Data, I, F> ZipFn<A, B, U> for UserZip<F, I>
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "F: Fun2<BoxIter<A>, BoxIter<B>, I>")]
+struct UserZip<F, A, B, I>(Shipped2<F, BoxIter<A>, BoxIter<B>, I>);
+impl<A: Data, B: Data, U: Data, I, F> ZipFn<A, B, U> for UserZip<F, A, B, I>
 where
     F: Fun2<BoxIter<A>, BoxIter<B>, I>,
     I: IntoIterator<Item = U> + 'static,
     I::IntoIter: 'static,
 {
     fn apply(self: Arc<Self>, _split: usize, _label: &str, a: BoxIter<A>, b: BoxIter<B>) -> BoxIter<U> {
-        Box::new(self.0.call2(a, b).into_iter())
+        Box::new(self.0.f.call2(a, b).into_iter())
     }
 }
 
-/// Elements paired with their index in the whole RDD (partition order, then position).
+/// Elements paired with their index in the whole RDD (partition order, then position). Ships
+/// with the partition offsets counted on the driver (`prepare`).
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "T: Data")]
 pub(crate) struct ZipWithIndexNode<T> {
     meta: NodeMeta,
+    #[serde(with = "wire::node_ref")]
     parent: Arc<dyn Compute<T>>,
+    #[serde(with = "wire::once_lock")]
     offsets: OnceLock<Vec<u64>>,
 }
 
@@ -138,6 +158,9 @@ impl<T: Data> Compute<(T, u64)> for ZipWithIndexNode<T> {
         let it = iterator(&self.parent, split, tc)?;
         Ok(Box::new(it.zip(start..)))
     }
+    fn encode(&self) -> Result<Encoded<Arc<dyn Compute<(T, u64)>>>> {
+        wire::encode_node(self)
+    }
 }
 
 impl<T: Data> Rdd<T> {
@@ -176,7 +199,7 @@ impl<T: Data> Rdd<T> {
             meta: NodeMeta::new(&self.ctx, "zip_partitions", Location::caller()),
             left: self.node.clone(),
             right: other.node.clone(),
-            f: Arc::new(UserZip(f, PhantomData)),
+            f: Arc::new(UserZip(Shipped2::new(f))),
             _out: PhantomData,
         };
         Rdd::from_node(&self.ctx, Arc::new(node))

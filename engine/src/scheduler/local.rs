@@ -2,6 +2,8 @@
 //!
 //! As the style guide asks, task bodies run on dedicated `flint-task-N` threads, never on an
 //! async runtime; the scheduler only sends them work through a channel.
+//!
+//! With `ship_tasks` on, each task goes through its byte encoding on its way (`ship::run_shipped`).
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -10,6 +12,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use super::{Backend, Task, TaskEnd};
 use crate::env::ExecutorEnv;
+use crate::ship::{ShipRegistry, run_shipped};
 
 type Work = (Task, Sender<TaskEnd>);
 
@@ -23,17 +26,23 @@ pub(crate) struct LocalBackend {
 }
 
 impl LocalBackend {
-    pub(crate) fn start(slots: usize, env: Arc<ExecutorEnv>) -> std::io::Result<Self> {
+    /// Starts `slots` task threads; with `ship`, every task is encoded, decoded and run as an
+    /// executor would run it, and its end decoded with `ship`'s registry.
+    pub(crate) fn start(slots: usize, env: Arc<ExecutorEnv>, ship: Option<Arc<ShipRegistry>>) -> std::io::Result<Self> {
         let (tx, rx): (Sender<Work>, Receiver<Work>) = unbounded();
         let mut workers = Vec::with_capacity(slots);
         for i in 0..slots {
             let rx = rx.clone();
             let env = env.clone();
+            let ship = ship.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("flint-task-{i}"))
                 .spawn(move || {
                     while let Ok((task, done)) = rx.recv() {
-                        let end = task.run(env.clone());
+                        let end = match &ship {
+                            Some(registry) => run_shipped(task, &env, registry),
+                            None => task.run(env.clone()),
+                        };
                         // The job may have given up waiting (it failed); that is fine.
                         let _ = done.send(end);
                     }

@@ -10,18 +10,78 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use crossbeam_channel::Sender;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::accumulator::AccumulatorUpdates;
+use crate::data::Data;
 use crate::env::ExecutorEnv;
-use crate::error::{Result, TaskFailure, TaskRef};
+use crate::error::{EngineError, Result, TaskFailure, TaskRef};
 use crate::ids::{ExecutorId, JobId, ShuffleId, StageId};
-use crate::rdd::ShuffleDep;
+use crate::rdd::{Compute, ShuffleDep, iterator};
 use crate::shuffle_map::MapOutput;
-use crate::task_context::{TaskContext, run_task_body};
+use crate::task_context::{Interruptible, TaskContext, run_task_body};
+use crate::wire::{self, Encoded};
 
-/// Computes partition `p` of a result stage and returns the collected value, type-erased.
-pub(crate) type ResultRunner = Arc<dyn Fn(usize, &TaskContext) -> Result<Box<dyn Any + Send>> + Send + Sync>;
+/// What a result task runs: computes partition `p` of the job's final RDD.
+///
+/// In process, `run` returns the partition's `Vec<T>` type-erased (no encoding). Shipped, the
+/// stage is encoded with its lineage, `run_to_bytes` returns the encoded `Vec<T>` where the
+/// task runs, and the driver's copy of the stage turns those bytes back into what `run`
+/// returns (`decode_result`).
+pub(crate) trait ResultStage: Send + Sync + 'static {
+    fn run(&self, partition: usize, tc: &TaskContext) -> Result<Box<dyn Any + Send>>;
+    fn run_to_bytes(&self, partition: usize, tc: &TaskContext) -> Result<Vec<u8>>;
+    fn decode_result(&self, bytes: &[u8]) -> Result<Box<dyn Any + Send>>;
+    fn encode(&self) -> Result<Encoded<Arc<dyn ResultStage>>>;
+}
+
+/// The result stage of a job, as the scheduler holds it (built by `Context::run_job`).
+pub(crate) type ResultRunner = Arc<dyn ResultStage>;
+
+fn decode_result_stage<R: DeserializeOwned + ResultStage>(bytes: &[u8]) -> Result<Arc<dyn ResultStage>> {
+    Ok(Arc::new(wire::decode_value::<R>("result stage", bytes)?))
+}
+
+/// Collects one partition of `node` (every action's result stage: actions reduce their
+/// partitions in a node of their own first).
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "T: Data")]
+pub(crate) struct CollectPartition<T> {
+    #[serde(with = "wire::node_ref")]
+    node: Arc<dyn Compute<T>>,
+}
+
+impl<T: Data> CollectPartition<T> {
+    pub(crate) fn new(node: Arc<dyn Compute<T>>) -> Self {
+        CollectPartition { node }
+    }
+
+    fn collect(&self, partition: usize, tc: &TaskContext) -> Result<Vec<T>> {
+        let items: Vec<T> = Interruptible::new(iterator(&self.node, partition, tc)?, tc.killed.clone()).collect();
+        tc.env().failpoints.hit("task::before_result")?;
+        Ok(items)
+    }
+}
+
+impl<T: Data> ResultStage for CollectPartition<T> {
+    fn run(&self, partition: usize, tc: &TaskContext) -> Result<Box<dyn Any + Send>> {
+        Ok(Box::new(self.collect(partition, tc)?))
+    }
+
+    fn run_to_bytes(&self, partition: usize, tc: &TaskContext) -> Result<Vec<u8>> {
+        let items = self.collect(partition, tc)?;
+        bincode::serialize(&items).map_err(|e| EngineError::codec("task result", e))
+    }
+
+    fn decode_result(&self, bytes: &[u8]) -> Result<Box<dyn Any + Send>> {
+        Ok(Box::new(wire::decode_value::<Vec<T>>("task result", bytes)?))
+    }
+
+    fn encode(&self) -> Result<Encoded<Arc<dyn ResultStage>>> {
+        Encoded::new(self, decode_result_stage::<Self>)
+    }
+}
 
 /// What a task does.
 #[derive(Clone)]
@@ -71,7 +131,7 @@ impl Task {
             tc.check_killed();
             match &self.kind {
                 TaskKind::ShuffleMap(dep) => dep.run_map_task(partition, &tc).map(TaskOutput::MapOutput),
-                TaskKind::Result(runner) => runner(partition, &tc).map(TaskOutput::Result),
+                TaskKind::Result(runner) => runner.run(partition, &tc).map(TaskOutput::Result),
             }
         });
         TaskEnd {
@@ -84,6 +144,9 @@ impl Task {
 }
 
 /// Runs tasks somewhere: threads of this process, or executor processes (`cluster`).
+///
+/// A backend that runs tasks elsewhere ships them with `ship::encode_task_kind` and turns the
+/// executor's answer back into a [`TaskEnd`] with `ship::decode_task_end`.
 pub(crate) trait Backend: Send + Sync {
     /// Task slots (cores) available.
     fn slots(&self) -> usize;
