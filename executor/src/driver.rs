@@ -75,10 +75,22 @@ impl DriverSide {
                             tokio::spawn(response);
                         })
                         .await;
-                    // The connection is closed (or broke on a bad frame).
+                    // The connection is closed (or broke on a bad frame). When the process
+                    // died, its exit status is the better reason: wait briefly for it.
                     let id = *executor.lock();
                     match id {
-                        Some(id) => side.executor_gone(id, "its connection to the driver closed"),
+                        Some(id) => {
+                            let processes = side.processes.lock().clone();
+                            let reason = match processes {
+                                Some(p) => tokio::task::spawn_blocking(move || p.exit_reason(id, Duration::from_millis(500)))
+                                    .await
+                                    .ok()
+                                    .flatten(),
+                                None => None,
+                            };
+                            let reason = reason.unwrap_or_else(|| "its connection to the driver closed".into());
+                            side.executor_gone(id, &reason);
+                        }
                         None => tracing::debug!(%peer, "connection without a registered executor closed"),
                     }
                 });

@@ -130,6 +130,25 @@ impl Processes {
         self.state.lock().stopped.insert(id);
     }
 
+    /// How executor `id`'s process ended, if it ends within `wait` ("process 812 was killed by
+    /// signal 9 (SIGKILL)"); `None` if it is still running or not ours.
+    pub(crate) fn exit_reason(&self, id: ExecutorId, wait: Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            {
+                let mut state = self.state.lock();
+                let child = state.children.get_mut(&id)?;
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Some(format!("process {} {}", child.id(), describe(status)));
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Kills every executor process and reaps it.
     pub(crate) fn kill_all(&self) {
         let children: Vec<(ExecutorId, Child)> = self.state.lock().children.drain().collect();

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flint::prelude::*;
-use flint::{ExecutorId, SchedulerEvent};
+use flint::{ExecutorId, SchedulerEvent, StageId};
 use libtest_mimic::{Failed, Trial};
 
 /// Environment variable that makes this binary run a driver scenario instead of tests.
@@ -69,6 +69,22 @@ impl Events {
 
     /// Successful task ends: (stage name, partition, executor).
     pub fn successes(&self) -> Vec<(String, usize, Option<ExecutorId>)> {
+        self.successes_in(|_| true)
+    }
+
+    /// Successful task ends of map stages (those that write a shuffle).
+    pub fn map_successes(&self) -> Vec<(String, usize, Option<ExecutorId>)> {
+        let maps = self.map_stages();
+        self.successes_in(|s| maps.contains(&s))
+    }
+
+    /// Successful task ends of result stages.
+    pub fn result_successes(&self) -> Vec<(String, usize, Option<ExecutorId>)> {
+        let maps = self.map_stages();
+        self.successes_in(|s| !maps.contains(&s))
+    }
+
+    fn successes_in(&self, keep: impl Fn(StageId) -> bool) -> Vec<(String, usize, Option<ExecutorId>)> {
         self.all()
             .into_iter()
             .filter_map(|e| match e {
@@ -76,20 +92,35 @@ impl Events {
                     task,
                     failure: None,
                     executor,
-                } => Some((task.stage_name, task.partition, executor)),
+                } if keep(task.stage) => Some((task.stage_name, task.partition, executor)),
                 _ => None,
             })
             .collect()
     }
 
-    /// Partitions submitted for stages whose name starts with `prefix`, one entry per submission.
-    pub fn submissions(&self, prefix: &str) -> Vec<Vec<usize>> {
+    /// Stages that write a shuffle.
+    pub fn map_stages(&self) -> Vec<StageId> {
         self.all()
             .into_iter()
             .filter_map(|e| match e {
-                SchedulerEvent::StageSubmitted { name, partitions, .. } if name.starts_with(prefix) => {
-                    Some(partitions)
-                }
+                SchedulerEvent::StageSubmitted {
+                    stage, shuffle: Some(_), ..
+                } => Some(stage),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Partitions submitted for map stages, one entry per submission.
+    pub fn map_submissions(&self) -> Vec<Vec<usize>> {
+        self.all()
+            .into_iter()
+            .filter_map(|e| match e {
+                SchedulerEvent::StageSubmitted {
+                    partitions,
+                    shuffle: Some(_),
+                    ..
+                } => Some(partitions),
                 _ => None,
             })
             .collect()

@@ -40,39 +40,46 @@ fn expected_sums() -> Vec<(i64, i64)> {
     sorted(keyed_sums(&local(), 0).collect().expect("local reference"))
 }
 
-/// Kills (once) the executor that ran the first successful task of a stage named `prefix`.
-fn kill_on_first_success(ctx: &Context, prefix: &'static str) -> Arc<Mutex<Option<ExecutorId>>> {
+/// Kills (once) the executor that ran the first successful task of a map stage (`map`) or of
+/// a result stage.
+fn kill_on_first_success(ctx: &Context, map: bool) -> Arc<Mutex<Option<ExecutorId>>> {
     let killed = Arc::new(Mutex::new(None));
     let fired = Arc::new(AtomicBool::new(false));
+    let map_stages = Arc::new(Mutex::new(BTreeSet::new()));
     let ctx2 = ctx.clone();
     let victim = killed.clone();
-    ctx.add_listener(move |e| {
-        if let SchedulerEvent::TaskEnded {
+    ctx.add_listener(move |e| match e {
+        SchedulerEvent::StageSubmitted {
+            stage, shuffle: Some(_), ..
+        } => {
+            map_stages.lock().expect("lock").insert(*stage);
+        }
+        SchedulerEvent::TaskEnded {
             task,
             failure: None,
             executor: Some(executor),
-        } = e
-            && task.stage_name.starts_with(prefix)
-            && !fired.swap(true, Ordering::SeqCst)
+        } if map_stages.lock().expect("lock").contains(&task.stage) == map
+            && !fired.swap(true, Ordering::SeqCst) =>
         {
             sigkill(pid_of(&ctx2, *executor));
             *victim.lock().expect("lock") = Some(*executor);
         }
+        _ => {}
     });
     killed
 }
 
-/// Successful attempts per partition of the stages named `prefix`, and the partitions that
-/// succeeded on `executor`.
-fn successes(events: &Events, prefix: &str, executor: ExecutorId) -> (BTreeMap<usize, usize>, BTreeSet<usize>) {
+/// Successful attempts per partition, and the partitions that succeeded on `executor`.
+fn successes(
+    ends: Vec<(String, usize, Option<ExecutorId>)>,
+    executor: ExecutorId,
+) -> (BTreeMap<usize, usize>, BTreeSet<usize>) {
     let mut counts = BTreeMap::new();
     let mut on = BTreeSet::new();
-    for (stage, p, e) in events.successes() {
-        if stage.starts_with(prefix) {
-            *counts.entry(p).or_default() += 1;
-            if e == Some(executor) {
-                on.insert(p);
-            }
+    for (_, p, e) in ends {
+        *counts.entry(p).or_default() += 1;
+        if e == Some(executor) {
+            on.insert(p);
         }
     }
     (counts, on)
@@ -81,12 +88,12 @@ fn successes(events: &Events, prefix: &str, executor: ExecutorId) -> (BTreeMap<u
 fn sigkill_during_a_map_stage() -> TestResult {
     let ctx = cluster(3, 1);
     let events = Events::record(&ctx);
-    let killed = kill_on_first_success(&ctx, "reduce_by_key");
+    let killed = kill_on_first_success(&ctx, true);
     let got = sorted(keyed_sums(&ctx, 300).collect()?);
     check(got == expected_sums(), "wrong answer after losing an executor")?;
     let victim = killed.lock().expect("lock").ok_or("no executor was killed")?;
     check(events.lost().iter().any(|(e, _)| *e == victim), "the loss was not reported")?;
-    let (counts, lost) = successes(&events, "reduce_by_key", victim);
+    let (counts, lost) = successes(events.map_successes(), victim);
     for p in 0..6 {
         let want = 1 + usize::from(lost.contains(&p));
         check(
@@ -100,7 +107,7 @@ fn sigkill_during_a_map_stage() -> TestResult {
 fn sigkill_during_a_reduce_stage() -> TestResult {
     let ctx = cluster(3, 1);
     let events = Events::record(&ctx);
-    let killed = kill_on_first_success(&ctx, "collect");
+    let killed = kill_on_first_success(&ctx, false);
     // Slow reduce tasks, so that some start after the kill and need the lost map outputs.
     let got = sorted(
         keyed_sums(&ctx, 0)
@@ -112,13 +119,17 @@ fn sigkill_during_a_reduce_stage() -> TestResult {
     );
     check(got == expected_sums(), "wrong answer after losing an executor")?;
     let victim = killed.lock().expect("lock").ok_or("no executor was killed")?;
-    let (maps, lost_maps) = successes(&events, "reduce_by_key", victim);
+    let (maps, lost_maps) = successes(events.map_successes(), victim);
     for p in 0..6 {
         let n = maps.get(&p).copied().unwrap_or(0);
         let ok = if lost_maps.contains(&p) { n == 1 || n == 2 } else { n == 1 };
         check(ok, format!("map partition {p} succeeded {n} times (lost: {lost_maps:?})"))?;
     }
-    let (reduces, _) = successes(&events, "collect", victim);
+    check(
+        lost_maps.iter().any(|p| maps.get(p) == Some(&2)),
+        format!("no lost map output was recomputed (lost: {lost_maps:?}, successes: {maps:?})"),
+    )?;
+    let (reduces, _) = successes(events.result_successes(), victim);
     check(
         reduces.values().all(|n| *n == 1),
         format!("a result partition was computed twice: {reduces:?}"),
@@ -141,10 +152,8 @@ fn sigkill_during_an_iterative_job() -> TestResult {
     for i in 0..6 {
         if i == 3 {
             // Each partition is cached where its first computation ran.
-            for (stage, p, e) in events.successes() {
-                if stage.starts_with("reduce") {
-                    first_placement.entry(p).or_insert(e);
-                }
+            for (_, p, e) in events.successes() {
+                first_placement.entry(p).or_insert(e);
             }
             let victim = ctx.executors()[0].clone();
             sigkill(victim.pid);
@@ -203,7 +212,7 @@ fn damaged_shuffle_file(damage: fn(&std::path::Path)) -> TestResult {
     events.clear();
     let second = sorted(sums.collect()?);
     check(second == first, "wrong answer after damaging a shuffle file")?;
-    let resubmitted: Vec<Vec<usize>> = events.submissions("reduce_by_key");
+    let resubmitted: Vec<Vec<usize>> = events.map_submissions();
     check(
         resubmitted == vec![vec![victim]],
         format!("expected only map partition {victim} to be recomputed, got {resubmitted:?}"),
