@@ -45,13 +45,15 @@ impl MapOutputTracker {
     }
 
     /// Forgets one map output (it is lost or corrupt) if it is still the one whose data file
-    /// is `data` (any output when `data` is None). Returns whether an output was forgotten.
+    /// is `data`. `None` (the reader found no output registered: its view was older) forgets
+    /// nothing: an output registered since is a good one. Returns whether one was forgotten.
     pub(crate) fn unregister_output(&self, shuffle: ShuffleId, map_id: usize, data: Option<&Path>) -> bool {
+        let Some(data) = data else { return false };
         let mut shuffles = self.shuffles.lock();
         let Some(slot) = shuffles.get_mut(&shuffle).and_then(|maps| maps.get_mut(map_id)) else {
             return false;
         };
-        let matches = slot.as_ref().is_some_and(|o| data.is_none_or(|d| o.files.data == d));
+        let matches = slot.as_ref().is_some_and(|o| o.files.data == data);
         if matches {
             *slot = None;
         }

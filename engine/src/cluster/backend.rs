@@ -308,6 +308,7 @@ impl Shared {
         let wait = self.settings.locality_wait;
         let mut placements = Vec::new();
         let mut killed = Vec::new();
+        let mut stale = Vec::new();
         {
             let mut state = self.state.lock();
             let mut i = 0;
@@ -349,15 +350,25 @@ impl Shared {
                     continue;
                 };
                 let p = state.pending.remove(i).expect("index is in range");
-                state.executors.get_mut(&executor).expect("chosen executor is live").free -= 1;
-                let task_id = state.next_task_id;
-                state.next_task_id += 1;
                 let inputs = p
                     .task
                     .inputs
                     .iter()
                     .map(|s| (*s, self.map_outputs.snapshot(*s)))
                     .collect::<Vec<_>>();
+                // An input lost since the stage was submitted (executor lost, fetch failure):
+                // the task would only fail on the executor; it fails here, and the scheduler
+                // recomputes the missing map output first.
+                let missing = inputs
+                    .iter()
+                    .find_map(|(s, outputs)| outputs.iter().position(Option::is_none).map(|m| (*s, m)));
+                if let Some((shuffle, map_id)) = missing {
+                    stale.push((p, shuffle, map_id));
+                    continue;
+                }
+                state.executors.get_mut(&executor).expect("chosen executor is live").free -= 1;
+                let task_id = state.next_task_id;
+                state.next_task_id += 1;
                 placements.push((task_id, executor, inputs, p.task.tref.clone()));
                 state.running.insert(
                     task_id,
@@ -369,6 +380,21 @@ impl Shared {
                     },
                 );
             }
+        }
+        for (p, shuffle, map_id) in stale {
+            let reduce_id = p.task.tref.partition;
+            let _ = p.done.send(TaskEnd {
+                tref: p.task.tref,
+                result: Err(TaskFailure::FetchFailed {
+                    shuffle,
+                    map_id,
+                    reduce_id,
+                    output: None,
+                    detail: "the map output was lost before the task started".into(),
+                }),
+                updates: Default::default(),
+                executor: None,
+            });
         }
         for p in killed {
             let _ = p.done.send(TaskEnd {
