@@ -49,6 +49,16 @@ pub trait Fun1<A, R>: Send + Sync + 'static {
     const SHIPPABLE: ();
     /// Calls the function.
     fn call1(&self, a: A) -> R;
+    /// The function as a shared `dyn Fn` (a closure is one already, without a wrapper).
+    #[doc(hidden)]
+    fn into_dyn(self: Arc<Self>) -> Arc<dyn Fn(A) -> R + Send + Sync>
+    where
+        Self: Sized,
+        A: 'static,
+        R: 'static,
+    {
+        Arc::new(move |a| self.call1(a))
+    }
     /// Encodes the function's state.
     #[doc(hidden)]
     fn encode_state(&self) -> Result<Vec<u8>>;
@@ -68,6 +78,17 @@ pub trait Fun2<A, B, R>: Send + Sync + 'static {
     const SHIPPABLE: ();
     /// Calls the function.
     fn call2(&self, a: A, b: B) -> R;
+    /// The function as a shared `dyn Fn` (a closure is one already, without a wrapper).
+    #[doc(hidden)]
+    fn into_dyn(self: Arc<Self>) -> Arc<dyn Fn(A, B) -> R + Send + Sync>
+    where
+        Self: Sized,
+        A: 'static,
+        B: 'static,
+        R: 'static,
+    {
+        Arc::new(move |a, b| self.call2(a, b))
+    }
     /// Encodes the function's state.
     #[doc(hidden)]
     fn encode_state(&self) -> Result<Vec<u8>>;
@@ -89,6 +110,14 @@ where
         self(a)
     }
 
+    fn into_dyn(self: Arc<Self>) -> Arc<dyn Fn(A) -> R + Send + Sync>
+    where
+        A: 'static,
+        R: 'static,
+    {
+        self
+    }
+
     fn encode_state(&self) -> Result<Vec<u8>> {
         Ok(Vec::new())
     }
@@ -107,6 +136,15 @@ where
     #[inline]
     fn call2(&self, a: A, b: B) -> R {
         self(a, b)
+    }
+
+    fn into_dyn(self: Arc<Self>) -> Arc<dyn Fn(A, B) -> R + Send + Sync>
+    where
+        A: 'static,
+        B: 'static,
+        R: 'static,
+    {
+        self
     }
 
     fn encode_state(&self) -> Result<Vec<u8>> {
