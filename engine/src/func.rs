@@ -13,6 +13,11 @@
 //! Because `Fn` traits are fundamental, the blanket impl for plain closures and the impls for
 //! [`With`] coexist (the trick that lets `str::find` take a `char` or a closure).
 //!
+//! Inside the engine, a function stored in a shipped structure is wrapped in `Shipped1` /
+//! `Shipped2` (serde adapters: the state travels as bytes, the code is the type); they hold the
+//! function in an `Arc`, so the driver can keep using the same function (`reduce` merges the
+//! partial results with it).
+//!
 //! A capturing closure does not compile; the error says to use `with`:
 //!
 //! ```compile_fail,E0080
