@@ -26,9 +26,11 @@
 //!   a process running the same executable. Both halves hold by construction: the decoder's type
 //!   is fixed by the (typed) field being decoded, and every connection between processes starts
 //!   with a handshake that compares a hash of the executable and refuses a mismatch
-//!   (distributed mode). Offsets never come from anywhere else. A peer that lies about its build
-//!   can run arbitrary code, exactly as a Spark driver can on its executors: connections must
-//!   be trusted (authenticated) for that reason too.
+//!   (distributed mode). Offsets never come from anywhere else: they travel inside
+//!   `wire::Encoded` values of task messages (`ship.rs`), which carry a CRC-32C checked before
+//!   any decoder is called, so a damaged message is an error, not a jump to a wrong address. A
+//!   peer that lies about its build can run arbitrary code, exactly as a Spark driver can on its
+//!   executors: connections must be trusted (authenticated) for that reason too.
 
 use std::marker::PhantomData;
 

@@ -13,6 +13,11 @@
 //! Because `Fn` traits are fundamental, the blanket impl for plain closures and the impls for
 //! [`With`] coexist (the trick that lets `str::find` take a `char` or a closure).
 //!
+//! Inside the engine, a function stored in a shipped structure is wrapped in `Shipped1` /
+//! `Shipped2` (serde adapters: the state travels as bytes, the code is the type); they hold the
+//! function in an `Arc`, so the driver can keep using the same function (`reduce` merges the
+//! partial results with it).
+//!
 //! A capturing closure does not compile; the error says to use `with`:
 //!
 //! ```compile_fail,E0080
@@ -49,6 +54,16 @@ pub trait Fun1<A, R>: Send + Sync + 'static {
     const SHIPPABLE: ();
     /// Calls the function.
     fn call1(&self, a: A) -> R;
+    /// The function as a shared `dyn Fn` (a closure is one already, without a wrapper).
+    #[doc(hidden)]
+    fn into_dyn(self: Arc<Self>) -> Arc<dyn Fn(A) -> R + Send + Sync>
+    where
+        Self: Sized,
+        A: 'static,
+        R: 'static,
+    {
+        Arc::new(move |a| self.call1(a))
+    }
     /// Encodes the function's state.
     #[doc(hidden)]
     fn encode_state(&self) -> Result<Vec<u8>>;
@@ -68,6 +83,17 @@ pub trait Fun2<A, B, R>: Send + Sync + 'static {
     const SHIPPABLE: ();
     /// Calls the function.
     fn call2(&self, a: A, b: B) -> R;
+    /// The function as a shared `dyn Fn` (a closure is one already, without a wrapper).
+    #[doc(hidden)]
+    fn into_dyn(self: Arc<Self>) -> Arc<dyn Fn(A, B) -> R + Send + Sync>
+    where
+        Self: Sized,
+        A: 'static,
+        B: 'static,
+        R: 'static,
+    {
+        Arc::new(move |a, b| self.call2(a, b))
+    }
     /// Encodes the function's state.
     #[doc(hidden)]
     fn encode_state(&self) -> Result<Vec<u8>>;
@@ -89,6 +115,14 @@ where
         self(a)
     }
 
+    fn into_dyn(self: Arc<Self>) -> Arc<dyn Fn(A) -> R + Send + Sync>
+    where
+        A: 'static,
+        R: 'static,
+    {
+        self
+    }
+
     fn encode_state(&self) -> Result<Vec<u8>> {
         Ok(Vec::new())
     }
@@ -107,6 +141,15 @@ where
     #[inline]
     fn call2(&self, a: A, b: B) -> R {
         self(a, b)
+    }
+
+    fn into_dyn(self: Arc<Self>) -> Arc<dyn Fn(A, B) -> R + Send + Sync>
+    where
+        A: 'static,
+        B: 'static,
+        R: 'static,
+    {
+        self
     }
 
     fn encode_state(&self) -> Result<Vec<u8>> {

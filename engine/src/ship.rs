@@ -268,6 +268,11 @@ mod tests {
     use crate::rdd::Rdd;
     use crate::scheduler::CollectPartition;
 
+    fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+        v.sort();
+        v
+    }
+
     fn ctx(ship: bool) -> Context {
         Context::builder()
             .master("local[2]")
@@ -345,6 +350,29 @@ mod tests {
             ]
         }
         assert_eq!(answers(&ctx(true)), answers(&ctx(false)));
+    }
+
+    #[test]
+    fn text_inputs_ship_with_their_splits_gzip_included() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let lines: Vec<String> = (0..3000).map(|i| format!("line {i}")).collect();
+        std::fs::write(dir.path().join("a.txt"), lines[..1000].join("\n") + "\n").unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all((lines[1000..].join("\n") + "\n").as_bytes()).unwrap();
+        std::fs::write(dir.path().join("b.txt.gz"), gz.finish().unwrap()).unwrap();
+        let path = dir.path().to_str().unwrap();
+        let shipped = ctx(true);
+        assert_eq!(shipped.text_file(path, 3).collect().unwrap(), lines);
+        let plain = tempfile::tempdir().unwrap();
+        std::fs::write(plain.path().join("x"), "one\ntwo\n").unwrap();
+        std::fs::write(plain.path().join("y"), "three\n").unwrap();
+        let sizes = shipped
+            .whole_text_files(plain.path().to_str().unwrap(), 2)
+            .map(|(_, content): (String, String)| content.len())
+            .collect()
+            .unwrap();
+        assert_eq!(sorted(sizes), vec![6, 8]);
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! holds its parents as `Arc<dyn Compute<_>>`, so narrow transformations pipeline: computing
 //! partition `p` of a node pulls partition `p` (or the partitions it depends on) through its
 //! parents' iterators, and nothing in between is materialised unless persisted.
+//!
+//! Every node can be shipped to another process of the same build: it is a serde struct (its
+//! functions are serialisable partition functions, its parents go through `wire::node_ref`)
+//! and `Compute::encode` names its monomorphised decoder (see `wire` and `ship`).
 
 mod actions;
 mod cartesian;

@@ -115,15 +115,10 @@ where
     F3: Fun2<C, C, C>,
 {
     fn build(&self) -> Aggregator<K, V, C> {
-        let (f1, f2, f3) = (
-            self.create.f.clone(),
-            self.merge_value.f.clone(),
-            self.merge_combiners.f.clone(),
-        );
-        Aggregator::new(
-            move |v| f1.call1(v),
-            move |c, v| f2.call2(c, v),
-            move |a, b| f3.call2(a, b),
+        Aggregator::from_arcs(
+            self.create.f.clone().into_dyn(),
+            self.merge_value.f.clone().into_dyn(),
+            self.merge_combiners.f.clone().into_dyn(),
         )
     }
 

@@ -14,7 +14,8 @@ use flint::prelude::*;
 /// What a test returns: any error fails it, with its `Debug` form.
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// A local context with two task slots (the test machine has two cores).
+/// A local context with two task slots (the test machine has two cores). Like every context
+/// these tests build, it ships its tasks through their byte encoding when `FLINT_SHIP_TASKS=1`.
 pub fn ctx() -> Context {
     Context::builder()
         .master("local[2]")
