@@ -68,13 +68,13 @@ mod wire;
 
 pub use accumulator::{Accumulator, AccumulatorValue};
 pub use broadcast::Broadcast;
+pub use cluster::ExecutorInfo;
 pub use conf::{Config, ConfigBuilder, Master};
 pub use context::{Context, ContextBuilder};
 pub use data::{Data, Key};
 pub use error::{EngineError, Result, TaskFailure, TaskRef, report};
 pub use failpoints::FailAction;
 pub use func::{Fun1, Fun2, With, with};
-pub use cluster::ExecutorInfo;
 pub use ids::{AccumulatorId, BroadcastId, ExecutorId, JobId, RddId, ShuffleId, StageId};
 pub use partitioner::{HashPartitioner, Partitioner, RangePartitioner};
 pub use rdd::{BoxIter, LocalIterator, Numeric, Rdd, StatCounter};

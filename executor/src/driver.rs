@@ -44,8 +44,9 @@ impl DriverSide {
         handle: DriverHandle,
         secret: &str,
     ) -> std::io::Result<Arc<DriverSide>> {
-        let (address, incoming) =
-            runtime.block_on(net::listen::<tarpc::ClientMessage<_>, tarpc::Response<_>>("127.0.0.1:0".parse().expect("a valid address")))?;
+        let (address, incoming) = runtime.block_on(net::listen::<tarpc::ClientMessage<_>, tarpc::Response<_>>(
+            "127.0.0.1:0".parse().expect("a valid address"),
+        ))?;
         let side = Arc::new(DriverSide {
             handle,
             hello: Hello::new(secret),
@@ -82,10 +83,12 @@ impl DriverSide {
                         Some(id) => {
                             let processes = side.processes.lock().clone();
                             let reason = match processes {
-                                Some(p) => tokio::task::spawn_blocking(move || p.exit_reason(id, Duration::from_millis(500)))
-                                    .await
-                                    .ok()
-                                    .flatten(),
+                                Some(p) => {
+                                    tokio::task::spawn_blocking(move || p.exit_reason(id, Duration::from_millis(500)))
+                                        .await
+                                        .ok()
+                                        .flatten()
+                                }
                                 None => None,
                             };
                             let reason = reason.unwrap_or_else(|| "its connection to the driver closed".into());
@@ -176,7 +179,10 @@ impl DriverService for DriverServer {
             .await
             .map_err(|e| format!("cannot connect to executor {id} at {}: {e}", registration.info.address))?;
         let client = ExecutorServiceClient::new(net::client_config(), transport).spawn();
-        match client.hello(net::deadline(CONTROL_TIMEOUT), self.side.hello.clone()).await {
+        match client
+            .hello(net::deadline(CONTROL_TIMEOUT), self.side.hello.clone())
+            .await
+        {
             Ok(Ok(())) => {}
             Ok(Err(refusal)) => return Err(format!("executor {id} refused the driver: {refusal}")),
             Err(e) => return Err(format!("cannot greet executor {id}: {e}")),
@@ -203,7 +209,13 @@ impl DriverService for DriverServer {
         self.registered_as(executor).is_ok() && self.side.handle.heartbeat(executor)
     }
 
-    async fn task_finished(self, _: Context, executor: ExecutorId, task_id: u64, result: TaskResult) -> Result<(), String> {
+    async fn task_finished(
+        self,
+        _: Context,
+        executor: ExecutorId,
+        task_id: u64,
+        result: TaskResult,
+    ) -> Result<(), String> {
         self.registered_as(executor)?;
         let side = self.side.clone();
         let bytes = match result {
@@ -257,7 +269,10 @@ async fn fetch_result(client: &ExecutorServiceClient, task_id: u64, total: u64) 
             .await
             .map_err(|e| e.to_string())??;
         if chunk.is_empty() {
-            return Err(format!("result of task {task_id} ended after {} of {total} bytes", out.len()));
+            return Err(format!(
+                "result of task {task_id} ended after {} of {total} bytes",
+                out.len()
+            ));
         }
         out.extend_from_slice(&chunk);
     }

@@ -60,12 +60,18 @@ impl ExecutorArgs {
         let parse = || -> Result<ExecutorArgs, String> {
             Ok(ExecutorArgs {
                 driver,
-                id: ExecutorId(get(env_keys::ID)?.parse().map_err(|e| format!("{}: {e}", env_keys::ID))?),
+                id: ExecutorId(
+                    get(env_keys::ID)?
+                        .parse()
+                        .map_err(|e| format!("{}: {e}", env_keys::ID))?,
+                ),
                 cores: get(env_keys::CORES)?
                     .parse()
                     .map_err(|e| format!("{}: {e}", env_keys::CORES))?,
                 secret: get(env_keys::SECRET)?,
-                local_dir: PathBuf::from(get(env_keys::LOCAL_DIR).unwrap_or_else(|_| std::env::temp_dir().display().to_string())),
+                local_dir: PathBuf::from(
+                    get(env_keys::LOCAL_DIR).unwrap_or_else(|_| std::env::temp_dir().display().to_string()),
+                ),
             })
         };
         Some(parse())
@@ -130,13 +136,11 @@ async fn serve(args: ExecutorArgs, handle: tokio::runtime::Handle) -> Result<i32
                 shared: serving.clone(),
                 greeted: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             };
-            tokio::spawn(
-                BaseChannel::with_defaults(transport)
-                    .execute(server.serve())
-                    .for_each(|response| async move {
-                        tokio::spawn(response);
-                    }),
-            );
+            tokio::spawn(BaseChannel::with_defaults(transport).execute(server.serve()).for_each(
+                |response| async move {
+                    tokio::spawn(response);
+                },
+            ));
         }
     });
 
@@ -201,7 +205,10 @@ async fn serve(args: ExecutorArgs, handle: tokio::runtime::Handle) -> Result<i32
             code = exit_rx.recv() => break code.unwrap_or(0),
             _ = tokio::time::sleep(interval) => {}
         }
-        match driver.heartbeat(net::deadline(interval.max(Duration::from_millis(200)) * 2), args.id).await {
+        match driver
+            .heartbeat(net::deadline(interval.max(Duration::from_millis(200)) * 2), args.id)
+            .await
+        {
             Ok(true) => last_ok = Instant::now(),
             Ok(false) => {
                 tracing::warn!(executor = %args.id, "the driver no longer knows this executor; exiting");
@@ -296,7 +303,13 @@ impl ExecutorService for ExecutorServer {
         Ok(())
     }
 
-    async fn fetch_result_chunk(self, _: Context, task_id: u64, offset: u64, max_bytes: u64) -> Result<Vec<u8>, String> {
+    async fn fetch_result_chunk(
+        self,
+        _: Context,
+        task_id: u64,
+        offset: u64,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, String> {
         self.check()?;
         let result = self
             .shared
@@ -356,7 +369,9 @@ impl Fetcher {
         if let Some(c) = clients.get(address) {
             return Ok(c.clone());
         }
-        let transport = net::connect(address).await.map_err(|e| format!("cannot connect: {e}"))?;
+        let transport = net::connect(address)
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
         let client = ExecutorServiceClient::new(net::client_config(), transport).spawn();
         client
             .hello(net::deadline(CALL_TIMEOUT), self.hello.clone())
@@ -393,7 +408,11 @@ impl Fetcher {
                 return Ok(block);
             }
             if chunk.bytes.is_empty() {
-                return Err(format!("block ended after {} of {} bytes", block.len(), chunk.block_len));
+                return Err(format!(
+                    "block ended after {} of {} bytes",
+                    block.len(),
+                    chunk.block_len
+                ));
             }
         }
     }

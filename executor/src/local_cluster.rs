@@ -63,7 +63,10 @@ impl ClusterLauncher for LocalClusterLauncher {
             .name("flint-executor-watch".into())
             .spawn(move || watch(watched))
             .map_err(|e| EngineError::Cluster(format!("cannot start the executor watcher: {e}")))?;
-        Ok(Arc::new(Transport { side, _runtime: runtime }))
+        Ok(Arc::new(Transport {
+            side,
+            _runtime: runtime,
+        }))
     }
 }
 
@@ -115,10 +118,7 @@ impl Processes {
             .stdout(Stdio::from(std::io::stderr()))
             .spawn()
             .map_err(|e| {
-                EngineError::Cluster(format!(
-                    "cannot start executor {id} ({}): {e}",
-                    self.program.display()
-                ))
+                EngineError::Cluster(format!("cannot start executor {id} ({}): {e}", self.program.display()))
             })?;
         tracing::info!(executor = %id, pid = child.id(), program = %self.program.display(), "executor process started");
         self.state.lock().children.insert(id, child);
@@ -211,7 +211,8 @@ impl Processes {
                 None => {
                     tracing::error!(executor = %id, "executor lost and no restarts are left");
                     if self.state.lock().children.is_empty() {
-                        side.handle.give_up("every executor exited and no restarts are left".into());
+                        side.handle
+                            .give_up("every executor exited and no restarts are left".into());
                     }
                 }
             }

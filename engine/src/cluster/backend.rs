@@ -366,7 +366,11 @@ impl Shared {
                     stale.push((p, shuffle, map_id));
                     continue;
                 }
-                state.executors.get_mut(&executor).expect("chosen executor is live").free -= 1;
+                state
+                    .executors
+                    .get_mut(&executor)
+                    .expect("chosen executor is live")
+                    .free -= 1;
                 let task_id = state.next_task_id;
                 state.next_task_id += 1;
                 placements.push((task_id, executor, inputs, p.task.tref.clone()));

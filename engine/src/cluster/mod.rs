@@ -1,5 +1,5 @@
 //! Distributed mode, the engine's half: placing tasks on executors and surviving their loss
-//! (driver side, [`backend`]), and running shipped tasks (executor side, [`ExecutorRuntime`]).
+//! (driver side, `backend`), and running shipped tasks (executor side, [`ExecutorRuntime`]).
 //!
 //! The transport (tarpc over TCP, executor processes, handshakes) is `flint-executor`'s: it
 //! implements [`ExecutorTransport`] and [`ClusterLauncher`], registers the launcher with

@@ -40,7 +40,12 @@ pub struct ExecutorSettings {
 pub trait BlockFetcher: Send + Sync {
     /// The stored (compressed, checksummed) bytes of block `reduce_id` of `files`, from the
     /// executor at `address`. The error says what failed (it becomes a fetch failure).
-    fn fetch_block(&self, address: &str, files: &MapOutputFiles, reduce_id: usize) -> std::result::Result<Vec<u8>, String>;
+    fn fetch_block(
+        &self,
+        address: &str,
+        files: &MapOutputFiles,
+        reduce_id: usize,
+    ) -> std::result::Result<Vec<u8>, String>;
 }
 
 /// Where an executor gets broadcast values it has not seen yet (the driver).
@@ -59,7 +64,9 @@ pub struct ExecutorRuntime {
 
 impl std::fmt::Debug for ExecutorRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExecutorRuntime").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("ExecutorRuntime")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -143,7 +150,8 @@ impl ExecutorRuntime {
 
     fn run_envelope(&self, envelope: &[u8], killed: Arc<AtomicBool>) -> std::result::Result<Vec<u8>, TaskFailure> {
         let failed = |what: &str, e: EngineError| TaskFailure::Error(format!("{what}: {}", crate::error::report(&e)));
-        let envelope: TaskEnvelope = wire::decode("task envelope", envelope).map_err(|e| failed("cannot decode the task", e))?;
+        let envelope: TaskEnvelope =
+            wire::decode("task envelope", envelope).map_err(|e| failed("cannot decode the task", e))?;
         for (shuffle, outputs) in envelope.inputs {
             self.env.map_outputs.set_outputs(shuffle, outputs);
         }

@@ -59,7 +59,10 @@ impl ClusterSettings {
                 .or_else(|| env(&format!("FLINT_{}", key.to_ascii_uppercase())))
         };
         let duration = |key: &str, default: Duration| -> Result<Duration> {
-            get(key).map(|v| parse_duration(key, &v)).transpose().map(|d| d.unwrap_or(default))
+            get(key)
+                .map(|v| parse_duration(key, &v))
+                .transpose()
+                .map(|d| d.unwrap_or(default))
         };
         let settings = ClusterSettings {
             heartbeat_interval: duration("heartbeat_interval", Duration::from_secs(1))?,

@@ -373,7 +373,13 @@ impl<K: DeserializeOwned, X: DeserializeOwned> Iterator for BlockStream<K, X> {
             // discarded with its output.
             let records = self.open(&output).unwrap_or_else(|e| {
                 let detail = crate::error::report(&e);
-                raise_fetch_failed(self.shuffle, map_id, self.reduce_id, Some(output.files.data.clone()), detail)
+                raise_fetch_failed(
+                    self.shuffle,
+                    map_id,
+                    self.reduce_id,
+                    Some(output.files.data.clone()),
+                    detail,
+                )
             });
             self.current = Some((map_id, output.files.data, records));
         }

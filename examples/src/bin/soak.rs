@@ -131,7 +131,11 @@ fn main() {
                 *m.entry(x % 101).or_insert(0) += 1;
                 m
             });
-            check(by_key.map(|v| v.into_iter().collect::<BTreeMap<_, _>>() == expected), &mut wrong, &mut failed_jobs);
+            check(
+                by_key.map(|v| v.into_iter().collect::<BTreeMap<_, _>>() == expected),
+                &mut wrong,
+                &mut failed_jobs,
+            );
             // Sort (range partitioner sampling + shuffle).
             let sorted = ctx
                 .range(0, n, 6)
@@ -139,9 +143,17 @@ fn main() {
                 .sort_by_key(true, 4)
                 .keys()
                 .collect();
-            check(sorted.map(|v| v == (0..n).collect::<Vec<_>>()), &mut wrong, &mut failed_jobs);
+            check(
+                sorted.map(|v| v == (0..n).collect::<Vec<_>>()),
+                &mut wrong,
+                &mut failed_jobs,
+            );
             // An iteration over a cached RDD.
-            check(cached.reduce(|a, b| a + b).map(|s| s == cached_sum), &mut wrong, &mut failed_jobs);
+            check(
+                cached.reduce(|a, b| a + b).map(|s| s == cached_sum),
+                &mut wrong,
+                &mut failed_jobs,
+            );
             jobs += 3;
         }
         stop.store(true, Ordering::Relaxed);

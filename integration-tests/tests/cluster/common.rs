@@ -104,7 +104,9 @@ impl Events {
             .into_iter()
             .filter_map(|e| match e {
                 SchedulerEvent::StageSubmitted {
-                    stage, shuffle: Some(_), ..
+                    stage,
+                    shuffle: Some(_),
+                    ..
                 } => Some(stage),
                 _ => None,
             })
@@ -213,7 +215,9 @@ pub fn write_text(dir: &Path, lines: usize, words_per_line: usize) -> PathBuf {
     let mut state = 7u64;
     for _ in 0..lines {
         for w in 0..words_per_line {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             if w > 0 {
                 text.push(' ');
             }

@@ -8,14 +8,23 @@ use crate::common::{TestResult, builder, check, cluster, local, sorted, trial, w
 
 pub fn tests() -> Vec<Trial> {
     vec![
-        trial("correctness::wordcount_matches_local_mode", wordcount_matches_local_mode),
+        trial(
+            "correctness::wordcount_matches_local_mode",
+            wordcount_matches_local_mode,
+        ),
         trial("correctness::sort_matches_local_mode", sort_matches_local_mode),
         trial("correctness::join_matches_local_mode", join_matches_local_mode),
         trial("correctness::pagerank_matches_local_mode", pagerank_matches_local_mode),
         trial("correctness::broadcasts_and_accumulators", broadcasts_and_accumulators),
         trial("correctness::large_results_are_fetched", large_results_are_fetched),
-        trial("correctness::max_result_size_is_a_clear_error", max_result_size_is_a_clear_error),
-        trial("correctness::user_panics_fail_the_job_clearly", user_panics_fail_the_job_clearly),
+        trial(
+            "correctness::max_result_size_is_a_clear_error",
+            max_result_size_is_a_clear_error,
+        ),
+        trial(
+            "correctness::user_panics_fail_the_job_clearly",
+            user_panics_fail_the_job_clearly,
+        ),
     ]
 }
 
@@ -85,12 +94,18 @@ fn broadcasts_and_accumulators() -> TestResult {
     let seen = ctx.accumulator(0u64);
     let sum = ctx
         .range(0, 1000, 7)
-        .map(with((table.clone(), seen.clone()), |s: &(Broadcast<Vec<u64>>, Accumulator<u64>), x: i64| {
-            s.1.add(1);
-            s.0[x as usize]
-        }))
+        .map(with(
+            (table.clone(), seen.clone()),
+            |s: &(Broadcast<Vec<u64>>, Accumulator<u64>), x: i64| {
+                s.1.add(1);
+                s.0[x as usize]
+            },
+        ))
         .reduce(|a, b| a + b)?;
-    check(sum == (0..1000u64).map(|i| i * i).sum::<u64>(), format!("wrong sum {sum}"))?;
+    check(
+        sum == (0..1000u64).map(|i| i * i).sum::<u64>(),
+        format!("wrong sum {sum}"),
+    )?;
     check(seen.value() == 1000, format!("accumulator counted {}", seen.value()))
 }
 
@@ -98,7 +113,10 @@ fn large_results_are_fetched() -> TestResult {
     let ctx = cluster(2, 1);
     // ~16 MB per partition: above the inline limit, fetched in chunks.
     let v = ctx.range(0, 4_000_000, 2).collect()?;
-    check(v.len() == 4_000_000 && v.iter().enumerate().all(|(i, x)| *x == i as i64), "wrong large result")
+    check(
+        v.len() == 4_000_000 && v.iter().enumerate().all(|(i, x)| *x == i as i64),
+        "wrong large result",
+    )
 }
 
 fn max_result_size_is_a_clear_error() -> TestResult {
@@ -122,7 +140,10 @@ fn user_panics_fail_the_job_clearly() -> TestResult {
         Ok(_) => return Err("a panicking job succeeded".into()),
         Err(e) => flint::report(&e),
     };
-    check(err.contains("bad record 57") && err.contains("partition 2"), format!("unclear error: {err}"))?;
+    check(
+        err.contains("bad record 57") && err.contains("partition 2"),
+        format!("unclear error: {err}"),
+    )?;
     check(ctx.executors().len() == 2, "a panic in user code cost an executor")?;
     check(ctx.range(0, 10, 2).count()? == 10, "the context broke")
 }

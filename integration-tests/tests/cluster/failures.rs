@@ -17,10 +17,22 @@ pub fn tests() -> Vec<Trial> {
     vec![
         trial("failures::sigkill_during_a_map_stage", sigkill_during_a_map_stage),
         trial("failures::sigkill_during_a_reduce_stage", sigkill_during_a_reduce_stage),
-        trial("failures::sigkill_during_an_iterative_job_with_a_cached_rdd", sigkill_during_an_iterative_job),
-        trial("failures::deleted_shuffle_file_on_an_executor", deleted_shuffle_file_on_an_executor),
-        trial("failures::corrupted_shuffle_file_on_an_executor", corrupted_shuffle_file_on_an_executor),
-        trial("failures::a_task_that_aborts_its_executor_fails_the_job", a_task_that_aborts_its_executor),
+        trial(
+            "failures::sigkill_during_an_iterative_job_with_a_cached_rdd",
+            sigkill_during_an_iterative_job,
+        ),
+        trial(
+            "failures::deleted_shuffle_file_on_an_executor",
+            deleted_shuffle_file_on_an_executor,
+        ),
+        trial(
+            "failures::corrupted_shuffle_file_on_an_executor",
+            corrupted_shuffle_file_on_an_executor,
+        ),
+        trial(
+            "failures::a_task_that_aborts_its_executor_fails_the_job",
+            a_task_that_aborts_its_executor,
+        ),
     ]
 }
 
@@ -50,7 +62,9 @@ fn kill_on_first_success(ctx: &Context, map: bool) -> Arc<Mutex<Option<ExecutorI
     let victim = killed.clone();
     ctx.add_listener(move |e| match e {
         SchedulerEvent::StageSubmitted {
-            stage, shuffle: Some(_), ..
+            stage,
+            shuffle: Some(_),
+            ..
         } => {
             map_stages.lock().expect("lock").insert(*stage);
         }
@@ -58,9 +72,7 @@ fn kill_on_first_success(ctx: &Context, map: bool) -> Arc<Mutex<Option<ExecutorI
             task,
             failure: None,
             executor: Some(executor),
-        } if map_stages.lock().expect("lock").contains(&task.stage) == map
-            && !fired.swap(true, Ordering::SeqCst) =>
-        {
+        } if map_stages.lock().expect("lock").contains(&task.stage) == map && !fired.swap(true, Ordering::SeqCst) => {
             sigkill(pid_of(&ctx2, *executor));
             *victim.lock().expect("lock") = Some(*executor);
         }
@@ -92,13 +104,19 @@ fn sigkill_during_a_map_stage() -> TestResult {
     let got = sorted(keyed_sums(&ctx, 300).collect()?);
     check(got == expected_sums(), "wrong answer after losing an executor")?;
     let victim = killed.lock().expect("lock").ok_or("no executor was killed")?;
-    check(events.lost().iter().any(|(e, _)| *e == victim), "the loss was not reported")?;
+    check(
+        events.lost().iter().any(|(e, _)| *e == victim),
+        "the loss was not reported",
+    )?;
     let (counts, lost) = successes(events.map_successes(), victim);
     for p in 0..6 {
         let want = 1 + usize::from(lost.contains(&p));
         check(
             counts.get(&p) == Some(&want),
-            format!("map partition {p} succeeded {:?} times, expected {want} (lost: {lost:?})", counts.get(&p)),
+            format!(
+                "map partition {p} succeeded {:?} times, expected {want} (lost: {lost:?})",
+                counts.get(&p)
+            ),
         )?;
     }
     Ok(())
@@ -122,8 +140,15 @@ fn sigkill_during_a_reduce_stage() -> TestResult {
     let (maps, lost_maps) = successes(events.map_successes(), victim);
     for p in 0..6 {
         let n = maps.get(&p).copied().unwrap_or(0);
-        let ok = if lost_maps.contains(&p) { n == 1 || n == 2 } else { n == 1 };
-        check(ok, format!("map partition {p} succeeded {n} times (lost: {lost_maps:?})"))?;
+        let ok = if lost_maps.contains(&p) {
+            n == 1 || n == 2
+        } else {
+            n == 1
+        };
+        check(
+            ok,
+            format!("map partition {p} succeeded {n} times (lost: {lost_maps:?})"),
+        )?;
     }
     check(
         lost_maps.iter().any(|p| maps.get(p) == Some(&2)),
@@ -142,10 +167,13 @@ fn sigkill_during_an_iterative_job() -> TestResult {
     let computed = ctx.accumulator(Vec::<usize>::new());
     let data = ctx
         .range(0, 6000, 6)
-        .map_partitions_with_index(with(computed.clone(), |acc: &Accumulator<Vec<usize>>, p: usize, it: BoxIter<i64>| {
-            acc.add(vec![p]);
-            it.map(|x| x * 3)
-        }))
+        .map_partitions_with_index(with(
+            computed.clone(),
+            |acc: &Accumulator<Vec<usize>>, p: usize, it: BoxIter<i64>| {
+                acc.add(vec![p]);
+                it.map(|x| x * 3)
+            },
+        ))
         .cache();
     let expected: i64 = (0..6000).map(|x| x * 3).sum();
     let mut first_placement = BTreeMap::new();
@@ -183,7 +211,10 @@ fn sigkill_during_an_iterative_job() -> TestResult {
         let sum = data.reduce(|a, b| a + b)?;
         check(sum == expected, format!("iteration {i}: wrong sum {sum}"))?;
     }
-    check(computed.value().len() <= 12, "partitions were recomputed more than needed")
+    check(
+        computed.value().len() <= 12,
+        "partitions were recomputed more than needed",
+    )
 }
 
 /// The map output files of the executors of `ctx`, by map partition.

@@ -13,9 +13,18 @@ use crate::common::{Events, SCENARIO_VAR, TestResult, alive, check, cluster, tri
 
 pub fn tests() -> Vec<Trial> {
     vec![
-        trial("lifecycle::killing_the_driver_leaves_no_executor", killing_the_driver_leaves_no_executor),
-        trial("lifecycle::an_executor_joining_mid_job_gets_tasks", an_executor_joining_mid_job_gets_tasks),
-        trial("lifecycle::a_decommissioned_executor_leaves_cleanly", a_decommissioned_executor_leaves_cleanly),
+        trial(
+            "lifecycle::killing_the_driver_leaves_no_executor",
+            killing_the_driver_leaves_no_executor,
+        ),
+        trial(
+            "lifecycle::an_executor_joining_mid_job_gets_tasks",
+            an_executor_joining_mid_job_gets_tasks,
+        ),
+        trial(
+            "lifecycle::a_decommissioned_executor_leaves_cleanly",
+            a_decommissioned_executor_leaves_cleanly,
+        ),
     ]
 }
 
@@ -59,7 +68,10 @@ fn killing_the_driver_leaves_no_executor() -> TestResult {
         .split_whitespace()
         .map(|p| p.parse::<u32>())
         .collect::<Result<_, _>>()?;
-    check(pids.len() == 2 && pids.iter().all(|p| alive(*p)), format!("executors {pids:?} not running"))?;
+    check(
+        pids.len() == 2 && pids.iter().all(|p| alive(*p)),
+        format!("executors {pids:?} not running"),
+    )?;
     driver.kill()?;
     driver.wait()?;
     // The heartbeat timeout of the scenario's cluster is 5 s; allow generous slack.
@@ -111,7 +123,11 @@ fn an_executor_joining_mid_job_gets_tasks() -> TestResult {
         })
         .collect();
     check(added == vec![ExecutorId(1)], format!("executors added: {added:?}"))?;
-    let on_new = events.successes().iter().filter(|(_, _, e)| *e == Some(ExecutorId(1))).count();
+    let on_new = events
+        .successes()
+        .iter()
+        .filter(|(_, _, e)| *e == Some(ExecutorId(1)))
+        .count();
     check(on_new > 0, "the executor that joined ran no task")
 }
 
@@ -128,10 +144,17 @@ fn a_decommissioned_executor_leaves_cleanly() -> TestResult {
     ctx.decommission_executor(leaving.id)?;
     let gone = wait_until(Duration::from_secs(20), || !alive(leaving.pid));
     check(gone, "the decommissioned executor did not exit")?;
-    check(ctx.executors().len() == 1, format!("executors left: {:?}", ctx.executors()))?;
+    check(
+        ctx.executors().len() == 1,
+        format!("executors left: {:?}", ctx.executors()),
+    )?;
     events.clear();
     let after = crate::common::sorted(pairs.collect()?);
     check(before == after, "answers differ after decommissioning")?;
-    let on_leaver = events.successes().iter().filter(|(_, _, e)| *e == Some(leaving.id)).count();
+    let on_leaver = events
+        .successes()
+        .iter()
+        .filter(|(_, _, e)| *e == Some(leaving.id))
+        .count();
     check(on_leaver == 0, "the decommissioned executor ran tasks")
 }

@@ -34,13 +34,19 @@ fn mismatched_binary_is_refused() -> TestResult {
         Ok(_) => return Err("a context with a mismatched executor binary started".into()),
         Err(e) => flint::report(&e),
     };
-    check(err.contains("mismatched binary"), format!("error does not say mismatched binary: {err}"))?;
+    check(
+        err.contains("mismatched binary"),
+        format!("error does not say mismatched binary: {err}"),
+    )?;
     check(
         err.contains("other-build") && err.contains(&me.display().to_string()),
         format!("error does not name both executables: {err}"),
     )?;
     let hash = &flint_executor_hash()[..16];
-    check(err.contains(hash), format!("error does not show the driver's hash {hash}: {err}"))
+    check(
+        err.contains(hash),
+        format!("error does not show the driver's hash {hash}: {err}"),
+    )
 }
 
 fn flint_executor_hash() -> String {
@@ -63,7 +69,9 @@ fn garbage_on_ports_is_rejected() -> TestResult {
     for address in [&driver, &executor] {
         // Random bytes, then a frame header announcing 2 GiB.
         for payload in [
-            (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<u8>>(),
+            (0..4096u32)
+                .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                .collect::<Vec<u8>>(),
             vec![0x7f, 0xff, 0xff, 0xff, 1, 2, 3],
             vec![0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8],
         ] {
