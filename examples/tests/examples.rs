@@ -171,3 +171,33 @@ fn a_missing_input_is_a_clear_error_and_exit_code() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/no/such/input.txt"), "{stderr}");
 }
+
+#[test]
+fn binaries_give_the_same_json_in_local_cluster_mode() {
+    let run = |bin: &str, args: &[&str], master: &str| -> serde_json::Value {
+        let out = Command::new(bin).args(args).args(["--json", "--master", master]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{bin} --master {master} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        // Timings differ; everything else must not.
+        for key in ["seconds", "load_seconds", "train_seconds"] {
+            v.as_object_mut().unwrap().remove(key);
+        }
+        v
+    };
+    let cases: [(&str, Vec<&str>); 4] = [
+        (env!("CARGO_BIN_EXE_wordcount"), vec![SAMPLE, "--top", "5"]),
+        (env!("CARGO_BIN_EXE_sort"), vec!["--records", "20000", "--partitions", "4"]),
+        (env!("CARGO_BIN_EXE_pi"), vec!["--samples", "100000", "--partitions", "4"]),
+        (env!("CARGO_BIN_EXE_pagerank"), vec![EDGES, "--iters", "4"]),
+    ];
+    for (bin, args) in cases {
+        let local = run(bin, &args, "local[2]");
+        let cluster = run(bin, &args, "local-cluster[2,1]");
+        assert_eq!(local, cluster, "{bin} {args:?}");
+    }
+}
