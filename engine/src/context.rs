@@ -172,6 +172,12 @@ fn start_cluster(
     launch_config.local_dir = app_dir.to_path_buf();
     let transport = launcher.start(&launch_config, backend.handle())?;
     backend.set_transport(transport);
+    let weak = Arc::downgrade(&backend);
+    env.set_on_shuffle_removed(Arc::new(move |shuffle| {
+        if let Some(t) = weak.upgrade().and_then(|b| b.transport()) {
+            t.remove_shuffle(shuffle);
+        }
+    }));
     backend.wait_for_executors(executors)?;
     Ok((scheduler, backend))
 }

@@ -31,7 +31,11 @@ pub(crate) struct ExecutorEnv {
     /// Broadcast values decoded by this executor (shipped tasks only).
     pub(crate) broadcasts: BroadcastCache,
     attempt_files: AtomicU64,
+    /// Told when a shuffle can be deleted everywhere (the driver's env in distributed mode).
+    on_shuffle_removed: parking_lot::Mutex<Option<ShuffleRemoved>>,
 }
+
+type ShuffleRemoved = Arc<dyn Fn(crate::ids::ShuffleId) + Send + Sync>;
 
 impl ExecutorEnv {
     pub(crate) fn new(shuffle: ShuffleEnv, blocks: BlockManager, map_outputs: Arc<MapOutputTracker>) -> Self {
@@ -43,6 +47,20 @@ impl ExecutorEnv {
             failpoints: Failpoints::default(),
             broadcasts: BroadcastCache::default(),
             attempt_files: AtomicU64::new(0),
+            on_shuffle_removed: parking_lot::Mutex::new(None),
+        }
+    }
+
+    /// Calls `f` when a shuffle's files can be deleted everywhere.
+    pub(crate) fn set_on_shuffle_removed(&self, f: ShuffleRemoved) {
+        *self.on_shuffle_removed.lock() = Some(f);
+    }
+
+    /// A shuffle's files can be deleted everywhere.
+    pub(crate) fn shuffle_removed(&self, shuffle: crate::ids::ShuffleId) {
+        let f = self.on_shuffle_removed.lock().clone();
+        if let Some(f) = f {
+            f(shuffle);
         }
     }
 

@@ -175,7 +175,11 @@ fn a_missing_input_is_a_clear_error_and_exit_code() {
 #[test]
 fn binaries_give_the_same_json_in_local_cluster_mode() {
     let run = |bin: &str, args: &[&str], master: &str| -> serde_json::Value {
-        let out = Command::new(bin).args(args).args(["--json", "--master", master]).output().unwrap();
+        let out = Command::new(bin)
+            .args(args)
+            .args(["--json", "--master", master])
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "{bin} --master {master} failed: {}",
@@ -191,8 +195,14 @@ fn binaries_give_the_same_json_in_local_cluster_mode() {
     };
     let cases: [(&str, Vec<&str>); 4] = [
         (env!("CARGO_BIN_EXE_wordcount"), vec![SAMPLE, "--top", "5"]),
-        (env!("CARGO_BIN_EXE_sort"), vec!["--records", "20000", "--partitions", "4"]),
-        (env!("CARGO_BIN_EXE_pi"), vec!["--samples", "100000", "--partitions", "4"]),
+        (
+            env!("CARGO_BIN_EXE_sort"),
+            vec!["--records", "20000", "--partitions", "4"],
+        ),
+        (
+            env!("CARGO_BIN_EXE_pi"),
+            vec!["--samples", "100000", "--partitions", "4"],
+        ),
         (env!("CARGO_BIN_EXE_pagerank"), vec![EDGES, "--iters", "4"]),
     ];
     for (bin, args) in cases {

@@ -210,6 +210,8 @@ impl<K, V, C> Drop for ShuffleDependency<K, V, C> {
             if let Err(e) = env.shuffle.dirs.remove_shuffle(self.id.0) {
                 tracing::warn!(shuffle = %self.id, error = %crate::error::report(&e), "cannot delete shuffle files");
             }
+            // Executors (distributed mode) delete their files of it too.
+            env.shuffle_removed(self.id);
         }
     }
 }

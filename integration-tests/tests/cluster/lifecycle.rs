@@ -25,6 +25,10 @@ pub fn tests() -> Vec<Trial> {
             "lifecycle::a_decommissioned_executor_leaves_cleanly",
             a_decommissioned_executor_leaves_cleanly,
         ),
+        trial(
+            "lifecycle::executors_delete_shuffles_nobody_can_read",
+            executors_delete_shuffles_nobody_can_read,
+        ),
     ]
 }
 
@@ -157,4 +161,30 @@ fn a_decommissioned_executor_leaves_cleanly() -> TestResult {
         .filter(|(_, _, e)| *e == Some(leaving.id))
         .count();
     check(on_leaver == 0, "the decommissioned executor ran tasks")
+}
+
+/// When no RDD can read a shuffle again, its files are deleted on the executors too (as
+/// Spark's `ContextCleaner`): iterative jobs do not fill executors' disks.
+fn executors_delete_shuffles_nobody_can_read() -> TestResult {
+    let ctx = cluster(2, 1);
+    let app_dir = ctx.shuffle_dir().parent().ok_or("no app dir")?.to_path_buf();
+    {
+        let sums = ctx
+            .range(0, 1000, 4)
+            .map(|x: i64| (x % 7, x))
+            .reduce_by_key(|a, b| a + b);
+        check(sums.count()? == 7, "wrong count")?;
+        let files = crate::common::files_ending(&app_dir, ".data");
+        check(
+            files.len() == 4,
+            format!("expected 4 map outputs on the executors, found {files:?}"),
+        )?;
+    }
+    let gone = wait_until(Duration::from_secs(10), || {
+        crate::common::files_ending(&app_dir, ".data").is_empty()
+    });
+    check(
+        gone,
+        "shuffle files stayed on the executors after their RDD was dropped",
+    )
 }
