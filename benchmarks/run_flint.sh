@@ -10,6 +10,8 @@ OUT=${OUT:-benchmarks/runs/flint.jsonl}
 REPS=${REPS:-3}
 BIN=target/release
 MASTER=${MASTER:-local[2]}
+SHUFFLE_N=${SHUFFLE_N:-20000000}   # records of the sort and group cases
+MEMORY_CASES=${MEMORY_CASES:-1}     # 0 skips the aggregation-under-a-memory-limit cases
 
 emit() { # name, then a command printing one JSON line; adds wall time and peak RSS
   local name=$1; shift
@@ -30,9 +32,10 @@ for rep in $(seq "$REPS"); do
 done
 for case in sort group; do
   for rep in $(seq "$REPS"); do
-    emit "shuffle_$case" "$BIN/microbench" "$case" --n 20000000 --master "$MASTER"
+    emit "shuffle_$case" "$BIN/microbench" "$case" --n "$SHUFFLE_N" --master "$MASTER"
   done
 done
+[ "$MEMORY_CASES" = 1 ] || exit 0
 # An aggregation whose state (10M distinct keys) is far larger than a 64 MiB limit.
 emit aggregate_4x_limit "$BIN/microbench" aggregate --n 20000000 --memory-limit 64m --master "$MASTER"
 emit aggregate_no_limit "$BIN/microbench" aggregate --n 20000000 --memory-limit 4g --master "$MASTER"

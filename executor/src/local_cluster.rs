@@ -149,6 +149,20 @@ impl Processes {
         }
     }
 
+    /// Deletes the directory of a dead executor (it cannot: it was killed). Its shuffle
+    /// outputs are unregistered already, so nothing reads them again.
+    fn remove_files_of(&self, id: ExecutorId) {
+        let prefix = format!("executor-{id}-");
+        let Ok(entries) = std::fs::read_dir(&self.local_dir) else { return };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix)
+                && let Err(e) = std::fs::remove_dir_all(entry.path())
+            {
+                tracing::warn!(executor = %id, path = %entry.path().display(), error = %e, "cannot delete a dead executor's files");
+            }
+        }
+    }
+
     /// Kills every executor process and reaps it.
     pub(crate) fn kill_all(&self) {
         let children: Vec<(ExecutorId, Child)> = self.state.lock().children.drain().collect();
@@ -179,6 +193,7 @@ impl Processes {
                 return;
             }
             let how = describe(status);
+            self.remove_files_of(id);
             let on_purpose = self.state.lock().stopped.remove(&id);
             if on_purpose {
                 tracing::info!(executor = %id, pid, %how, "decommissioned executor exited");
