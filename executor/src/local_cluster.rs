@@ -153,7 +153,9 @@ impl Processes {
     /// outputs are unregistered already, so nothing reads them again.
     fn remove_files_of(&self, id: ExecutorId) {
         let prefix = format!("executor-{id}-");
-        let Ok(entries) = std::fs::read_dir(&self.local_dir) else { return };
+        let Ok(entries) = std::fs::read_dir(&self.local_dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             if entry.file_name().to_string_lossy().starts_with(&prefix)
                 && let Err(e) = std::fs::remove_dir_all(entry.path())
