@@ -1,0 +1,9 @@
+//! Vectors and the dense kernels the algorithms are made of.
+//!
+//! Kernels are tight loops over `f64` slices (row-major blocks), written so that the compiler
+//! vectorises them; they are the seam for other devices (issue 6: wgpu).
+
+pub mod kernels;
+mod vector;
+
+pub use vector::{DenseVector, SparseVector, Vector};

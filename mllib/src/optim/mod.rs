@@ -1,0 +1,31 @@
+//! Optimizers: L-BFGS, OWL-QN (L1 / elastic-net) and mini-batch gradient descent.
+//!
+//! They minimise a [`DiffFunction`]: a function that returns its value and gradient at a
+//! point. For the estimators, evaluating it is one job over the cached blocks.
+
+use crate::error::Result;
+
+/// A differentiable function to minimise.
+pub trait DiffFunction {
+    /// The value and gradient at `x`.
+    fn evaluate(&mut self, x: &[f64]) -> Result<(f64, Vec<f64>)>;
+}
+
+impl<F: FnMut(&[f64]) -> Result<(f64, Vec<f64>)>> DiffFunction for F {
+    fn evaluate(&mut self, x: &[f64]) -> Result<(f64, Vec<f64>)> {
+        self(x)
+    }
+}
+
+/// Where an optimizer stopped.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Minimum {
+    /// The point.
+    pub x: Vec<f64>,
+    /// The objective after each iteration (the first entry is at the starting point).
+    pub loss_history: Vec<f64>,
+    /// Iterations run.
+    pub iterations: usize,
+    /// Whether the tolerance was met (rather than the iteration limit).
+    pub converged: bool,
+}
