@@ -9,6 +9,7 @@
 //! - [`linalg`]: vectors and the dense kernels;
 //! - [`data`]: labelled points and instance blocks;
 //! - [`optim`]: L-BFGS, OWL-QN (L1) and mini-batch gradient descent;
+//! - [`persist`]: versioned model files; [`summary`]: training summaries;
 //! - [`error`]: `MlError`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -17,7 +18,10 @@ pub mod data;
 pub mod error;
 pub mod linalg;
 pub mod optim;
+pub mod persist;
+pub mod summary;
 
 pub use data::{InstanceBlock, LabeledPoint};
 pub use error::{MlError, Result};
 pub use linalg::Vector;
+pub use summary::TrainingSummary;
