@@ -6,6 +6,7 @@
 //! (a partition's rows stacked into a dense row-major matrix), one job per iteration:
 //! broadcast the parameters, compute per-block statistics, combine by tree aggregation.
 //!
+//! - [`clustering`]: k-means;
 //! - [`linalg`]: vectors and the dense kernels;
 //! - [`data`]: labelled points and instance blocks;
 //! - [`optim`]: L-BFGS, OWL-QN (L1) and mini-batch gradient descent;
@@ -14,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod clustering;
 pub mod data;
 pub mod error;
 pub mod linalg;
@@ -21,6 +23,7 @@ pub mod optim;
 pub mod persist;
 pub mod summary;
 
+pub use clustering::{KMeans, KMeansModel};
 pub use data::{InstanceBlock, LabeledPoint};
 pub use error::{MlError, Result};
 pub use linalg::Vector;

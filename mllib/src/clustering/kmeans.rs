@@ -1,0 +1,306 @@
+//! The k-means estimator (Spark ML's `KMeans`): parameters, validation, and Lloyd's iterations
+//! over cached instance blocks, one job per iteration.
+
+use std::time::Instant;
+
+use flint_engine::{Broadcast, Rdd, with};
+use serde::{Deserialize, Serialize};
+
+use super::distance::{Centers, NormedBlock, for_each_closest, sq_dist};
+use super::init;
+use super::input::{InputInfo, scan};
+use super::model::{KMeansModel, KMeansSummary};
+use crate::data::{DEFAULT_BLOCK_ROWS, InstanceBlock, LabeledPoint, to_blocks};
+use crate::error::{MlError, Result};
+use crate::summary::TrainingSummary;
+
+/// How the initial centers are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InitMode {
+    /// `k` distinct rows drawn at random (Spark's `"random"`).
+    Random,
+    /// k-means|| (Spark's `"k-means||"`, the default): `init_steps` rounds of oversampling rows
+    /// in proportion to their cost, then weighted k-means++ on the driver.
+    KMeansParallel,
+}
+
+/// k-means clustering with Lloyd's algorithm, as Spark ML's `KMeans`.
+///
+/// ```
+/// use flint_mllib::{LabeledPoint, clustering::KMeans};
+/// let ctx = flint_engine::Context::local(2).unwrap();
+/// let points: Vec<LabeledPoint> = (0..40)
+///     .map(|i| LabeledPoint::new(0.0, vec![(i % 2) as f64 * 10.0 + (i as f64) * 0.01]))
+///     .collect();
+/// let model = KMeans::new().k(2).seed(1).fit(&ctx.parallelize(points, 2)).unwrap();
+/// let mut xs: Vec<f64> = model.cluster_centers().iter().map(|c| c[0]).collect();
+/// xs.sort_by(f64::total_cmp);
+/// assert!((xs[0] - 0.19).abs() < 1e-9 && (xs[1] - 10.2).abs() < 1e-9, "{xs:?}");
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct KMeans {
+    k: usize,
+    max_iter: usize,
+    tol: f64,
+    seed: u64,
+    init_mode: InitMode,
+    init_steps: usize,
+    initial_centers: Option<Vec<Vec<f64>>>,
+    block_rows: usize,
+}
+
+impl Default for KMeans {
+    fn default() -> Self {
+        KMeans::new()
+    }
+}
+
+/// Combined per-cluster statistics of one Lloyd iteration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct LloydStats {
+    /// `k × d`: Σ w·x of the rows closest to each center.
+    sums: Vec<f64>,
+    /// Σ w per cluster.
+    weights: Vec<f64>,
+    /// Rows per cluster.
+    counts: Vec<u64>,
+    /// Σ w·d² to the closest center.
+    cost: f64,
+}
+
+impl LloydStats {
+    fn zero(k: usize, d: usize) -> Self {
+        LloydStats {
+            sums: vec![0.0; k * d],
+            weights: vec![0.0; k],
+            counts: vec![0; k],
+            cost: 0.0,
+        }
+    }
+
+    fn add_block(mut self, nb: &NormedBlock, centers: &Centers) -> Self {
+        let d = centers.d;
+        let b = &nb.block;
+        for_each_closest(nb, centers, |r, j, dist| {
+            let w = b.weights[r];
+            crate::linalg::kernels::axpy(w, b.row(r), &mut self.sums[j * d..(j + 1) * d]);
+            self.weights[j] += w;
+            self.counts[j] += 1;
+            self.cost += w * dist;
+        });
+        self
+    }
+
+    fn merge(mut self, o: LloydStats) -> Self {
+        self.sums.iter_mut().zip(&o.sums).for_each(|(a, b)| *a += b);
+        self.weights.iter_mut().zip(&o.weights).for_each(|(a, b)| *a += b);
+        self.counts.iter_mut().zip(&o.counts).for_each(|(a, b)| *a += b);
+        self.cost += o.cost;
+        self
+    }
+}
+
+/// One pass: every block's rows assigned to the closest of `centers`, statistics combined.
+fn lloyd_pass(blocks: &Rdd<NormedBlock>, centers: &[Vec<f64>], d: usize) -> Result<LloydStats> {
+    let bc = blocks.context().broadcast(Centers::new(centers, d));
+    Ok(blocks.tree_aggregate(
+        LloydStats::zero(centers.len(), d),
+        with(bc, |bc: &Broadcast<Centers>, acc: LloydStats, nb: NormedBlock| {
+            acc.add_block(&nb, bc)
+        }),
+        |a: LloydStats, b: LloydStats| a.merge(b),
+        2,
+    )?)
+}
+
+impl KMeans {
+    /// Defaults (Spark's): `k = 2`, `max_iter = 20`, `tol = 1e-4`, `seed = 2024`,
+    /// `init_mode = KMeansParallel`, `init_steps = 2`, no initial centers, blocks of
+    /// [`DEFAULT_BLOCK_ROWS`] rows.
+    pub fn new() -> Self {
+        KMeans {
+            k: 2,
+            max_iter: 20,
+            tol: 1e-4,
+            seed: 2024,
+            init_mode: InitMode::KMeansParallel,
+            init_steps: 2,
+            initial_centers: None,
+            block_rows: DEFAULT_BLOCK_ROWS,
+        }
+    }
+
+    /// Number of clusters, at least 1 and at most the number of rows (default 2).
+    pub fn k(mut self, k: usize) -> Self {
+        self.k = k;
+        self
+    }
+
+    /// Maximum number of Lloyd iterations, 0 or more (default 20).
+    pub fn max_iter(mut self, max_iter: usize) -> Self {
+        self.max_iter = max_iter;
+        self
+    }
+
+    /// Convergence tolerance, ≥ 0 (default 1e-4): training stops once no center moved by
+    /// more than `tol` (Euclidean distance) in an iteration (Spark: `‖c' − c‖² ≤ tol²`).
+    pub fn tol(mut self, tol: f64) -> Self {
+        self.tol = tol;
+        self
+    }
+
+    /// Seed of the random initialization (default 2024).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// How initial centers are chosen (default [`InitMode::KMeansParallel`]).
+    pub fn init_mode(mut self, mode: InitMode) -> Self {
+        self.init_mode = mode;
+        self
+    }
+
+    /// Rounds of k-means|| oversampling, at least 1 (default 2).
+    pub fn init_steps(mut self, steps: usize) -> Self {
+        self.init_steps = steps;
+        self
+    }
+
+    /// Starts from these centers instead of a random initialization (Spark's `initialModel`);
+    /// also sets `k` to their number.
+    pub fn initial_centers(mut self, centers: Vec<Vec<f64>>) -> Self {
+        self.k = centers.len();
+        self.initial_centers = Some(centers);
+        self
+    }
+
+    /// Rows per cached instance block, at least 1 (default [`DEFAULT_BLOCK_ROWS`]).
+    pub fn block_rows(mut self, rows: usize) -> Self {
+        self.block_rows = rows;
+        self
+    }
+
+    fn check_params(&self) -> Result<()> {
+        if self.k < 1 {
+            return Err(MlError::param("k", self.k, "at least 1"));
+        }
+        if !(self.tol >= 0.0 && self.tol.is_finite()) {
+            return Err(MlError::param("tol", self.tol, "finite and ≥ 0"));
+        }
+        if self.init_steps < 1 {
+            return Err(MlError::param("init_steps", self.init_steps, "at least 1"));
+        }
+        if self.block_rows < 1 {
+            return Err(MlError::param("block_rows", self.block_rows, "at least 1"));
+        }
+        Ok(())
+    }
+
+    fn check_initial_centers(&self, centers: &[Vec<f64>], dim: usize) -> Result<()> {
+        let show = |what: &str| MlError::param("initial_centers", format!("({} centers)", centers.len()), what);
+        if centers.len() != self.k {
+            return Err(show(&format!("exactly k = {} centers", self.k)));
+        }
+        if let Some(c) = centers.iter().find(|c| c.len() != dim) {
+            return Err(show(&format!(
+                "centers of {dim} features like the data (one has {})",
+                c.len()
+            )));
+        }
+        if centers.iter().flatten().any(|x| !x.is_finite()) {
+            return Err(show("finite values"));
+        }
+        Ok(())
+    }
+
+    /// Fits the model: checks the data in one pass, stacks it into cached instance blocks,
+    /// initializes the centers and runs Lloyd's iterations (one job each) until no center moves
+    /// by more than `tol` or `max_iter` iterations. An empty cluster keeps its center.
+    ///
+    /// Errors: a parameter out of range; empty data; rows of different lengths; non-finite
+    /// features; negative or non-finite weights; `k` larger than the number of rows; initial
+    /// centers of another count or length.
+    pub fn fit(&self, data: &Rdd<LabeledPoint>) -> Result<KMeansModel> {
+        self.check_params()?;
+        let info = scan(data)?;
+        if self.k as u64 > info.rows {
+            return Err(MlError::param(
+                "k",
+                self.k,
+                format!("at most the number of rows ({})", info.rows),
+            ));
+        }
+        if let Some(c) = &self.initial_centers {
+            self.check_initial_centers(c, info.dim)?;
+        }
+        let start = Instant::now();
+        let blocks = to_blocks(data, info.dim, self.block_rows)
+            .map(|b: InstanceBlock| NormedBlock::new(b))
+            .cache();
+        let result = self.train(&blocks, &info, start);
+        blocks.unpersist();
+        result
+    }
+
+    fn train(&self, blocks: &Rdd<NormedBlock>, info: &InputInfo, start: Instant) -> Result<KMeansModel> {
+        let d = info.dim;
+        let mut centers = match (&self.initial_centers, self.init_mode) {
+            (Some(c), _) => c.clone(),
+            (None, InitMode::Random) => init::random(blocks, self.k, self.seed)?,
+            (None, InitMode::KMeansParallel) => init::kmeans_parallel(blocks, self.k, self.init_steps, self.seed, d)?,
+        };
+        tracing::info!(
+            k = centers.len(),
+            rows = info.rows,
+            features = d,
+            init_seconds = start.elapsed().as_secs_f64(),
+            "k-means: initialized"
+        );
+        let tol2 = self.tol * self.tol;
+        let mut history = Vec::with_capacity(self.max_iter);
+        let mut sizes = Vec::new();
+        let mut converged = false;
+        let mut iterations = 0;
+        while iterations < self.max_iter && !converged {
+            let stats = lloyd_pass(blocks, &centers, d)?;
+            converged = true;
+            for (j, c) in centers.iter_mut().enumerate() {
+                let w = stats.weights[j];
+                if w > 0.0 {
+                    let new: Vec<f64> = stats.sums[j * d..(j + 1) * d].iter().map(|s| s / w).collect();
+                    if sq_dist(&new, c) > tol2 {
+                        converged = false;
+                    }
+                    *c = new;
+                }
+            }
+            tracing::debug!(iteration = iterations, cost = stats.cost, "k-means iteration");
+            history.push(stats.cost);
+            sizes = stats.counts;
+            iterations += 1;
+        }
+        let training_cost = match history.last() {
+            Some(c) => *c,
+            None => {
+                let stats = lloyd_pass(blocks, &centers, d)?;
+                sizes = stats.counts;
+                stats.cost
+            }
+        };
+        tracing::info!(iterations, converged, training_cost, "k-means: trained");
+        Ok(KMeansModel::new(
+            centers,
+            KMeansSummary {
+                training: TrainingSummary {
+                    iterations,
+                    loss_history: history,
+                    converged,
+                    train_seconds: start.elapsed().as_secs_f64(),
+                },
+                training_cost,
+                cluster_sizes: sizes,
+            },
+        ))
+    }
+}
