@@ -6,12 +6,12 @@
 //! (a partition's rows stacked into a dense row-major matrix), one job per iteration:
 //! broadcast the parameters, compute per-block statistics, combine by tree aggregation.
 //!
-//! - [`clustering`]: k-means;
+//! - [`clustering`]: k-means (Lloyd, k-means|| initialization);
 //! - [`linalg`]: vectors and the dense kernels;
 //! - [`data`]: labelled points and instance blocks;
 //! - [`optim`]: L-BFGS, OWL-QN (L1) and mini-batch gradient descent;
 //! - [`persist`]: versioned model files; [`summary`]: training summaries;
-//! - [`error`]: `MlError`.
+//! - [`error`][]: `MlError`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
