@@ -2,6 +2,17 @@
 //!
 //! They minimise a [`DiffFunction`]: a function that returns its value and gradient at a
 //! point. For the estimators, evaluating it is one job over the cached blocks.
+//!
+//! - [`Lbfgs`]: smooth objectives, strong Wolfe line search;
+//! - [`OwlQn`]: smooth objective plus per-coordinate L1 terms;
+//! - [`GradientDescent`]: Spark's mini-batch SGD over a [`StochasticGradient`].
+
+mod gd;
+mod lbfgs;
+mod line_search;
+
+pub use gd::{GradientDescent, StochasticGradient};
+pub use lbfgs::{Lbfgs, OwlQn};
 
 use crate::error::Result;
 
