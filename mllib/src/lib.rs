@@ -8,12 +8,14 @@
 //!
 //! - [`linalg`]: vectors and the dense kernels;
 //! - [`data`]: labelled points and instance blocks;
+//! - [`classification`]: logistic regression;
 //! - [`optim`]: L-BFGS, OWL-QN (L1) and mini-batch gradient descent;
 //! - [`persist`]: versioned model files; [`summary`]: training summaries;
 //! - [`error`]: `MlError`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod classification;
 pub mod data;
 pub mod error;
 pub mod linalg;

@@ -1,0 +1,12 @@
+//! Classifiers: [`LogisticRegression`] (binomial and multinomial, L1/L2/elastic-net).
+//!
+//! Training follows Spark ML: one pass validates the data and computes the label histogram and
+//! the feature standard deviations; the rows are scaled by them, stacked into cached
+//! [`InstanceBlock`](crate::InstanceBlock)s, and each optimizer evaluation is one job that
+//! broadcasts the coefficients and tree-aggregates the loss and gradient of every block.
+
+mod logistic;
+mod loss;
+mod stats;
+
+pub use logistic::{Family, LogisticRegression, LogisticRegressionModel};
