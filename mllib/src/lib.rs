@@ -11,7 +11,7 @@
 //! - [`classification`]: logistic regression;
 //! - [`optim`]: L-BFGS, OWL-QN (L1) and mini-batch gradient descent;
 //! - [`persist`]: versioned model files; [`summary`]: training summaries;
-//! - [`error`]: `MlError`.
+//! - [`error`]: the error type, [`MlError`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

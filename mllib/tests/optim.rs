@@ -12,7 +12,8 @@ fn quadratic(a: Vec<f64>, b: Vec<f64>) -> impl FnMut(&[f64]) -> Result<(f64, Vec
     let n = b.len();
     move |x: &[f64]| {
         let ax: Vec<f64> = (0..n).map(|i| (0..n).map(|j| a[i * n + j] * x[j]).sum()).collect();
-        let f = 0.5 * x.iter().zip(&ax).map(|(u, v)| u * v).sum::<f64>() - x.iter().zip(&b).map(|(u, v)| u * v).sum::<f64>();
+        let f = 0.5 * x.iter().zip(&ax).map(|(u, v)| u * v).sum::<f64>()
+            - x.iter().zip(&b).map(|(u, v)| u * v).sum::<f64>();
         let g = ax.iter().zip(&b).map(|(u, v)| u - v).collect();
         Ok((f, g))
     }
@@ -22,7 +23,9 @@ fn quadratic(a: Vec<f64>, b: Vec<f64>) -> impl FnMut(&[f64]) -> Result<(f64, Vec
 fn solve(mut a: Vec<f64>, mut b: Vec<f64>) -> Vec<f64> {
     let n = b.len();
     for c in 0..n {
-        let p = (c..n).max_by(|&i, &j| a[i * n + c].abs().total_cmp(&a[j * n + c].abs())).unwrap();
+        let p = (c..n)
+            .max_by(|&i, &j| a[i * n + c].abs().total_cmp(&a[j * n + c].abs()))
+            .unwrap();
         for k in 0..n {
             a.swap(c * n + k, p * n + k);
         }
@@ -48,13 +51,21 @@ fn lbfgs_minimises_an_ill_conditioned_quadratic() {
     let a = vec![100.0, 1.0, 0.0, 1.0, 1.0, 0.5, 0.0, 0.5, 0.3];
     let b = vec![1.0, -2.0, 0.3];
     let expected = solve(a.clone(), b.clone());
-    let min = Lbfgs::new().tol(1e-12).max_iter(200).minimize(&mut quadratic(a, b), vec![0.0; 3]).unwrap();
+    let min = Lbfgs::new()
+        .tol(1e-12)
+        .max_iter(200)
+        .minimize(&mut quadratic(a, b), vec![0.0; 3])
+        .unwrap();
     assert!(min.converged);
     for (x, e) in min.x.iter().zip(&expected) {
         assert!((x - e).abs() < 1e-6 * e.abs().max(1.0), "{:?} vs {expected:?}", min.x);
     }
     assert_eq!(min.loss_history.len(), min.iterations + 1);
-    assert!(min.loss_history.windows(2).all(|w| w[1] <= w[0]), "{:?}", min.loss_history);
+    assert!(
+        min.loss_history.windows(2).all(|w| w[1] <= w[0]),
+        "{:?}",
+        min.loss_history
+    );
 }
 
 #[test]
@@ -65,14 +76,24 @@ fn lbfgs_minimises_rosenbrock() {
         let g = vec![-2.0 * (1.0 - a) - 400.0 * a * (b - a * a), 200.0 * (b - a * a)];
         Ok((v, g))
     };
-    let min = Lbfgs::new().tol(1e-14).max_iter(500).minimize(&mut f, vec![-1.2, 1.0]).unwrap();
-    assert!((min.x[0] - 1.0).abs() < 1e-5 && (min.x[1] - 1.0).abs() < 1e-5, "{min:?}");
+    let min = Lbfgs::new()
+        .tol(1e-14)
+        .max_iter(500)
+        .minimize(&mut f, vec![-1.2, 1.0])
+        .unwrap();
+    assert!(
+        (min.x[0] - 1.0).abs() < 1e-5 && (min.x[1] - 1.0).abs() < 1e-5,
+        "{min:?}"
+    );
 }
 
 #[test]
 fn lbfgs_stops_at_the_iteration_limit_and_says_so() {
     let a = vec![100.0, 1.0, 0.0, 1.0, 1.0, 0.5, 0.0, 0.5, 0.3];
-    let min = Lbfgs::new().max_iter(2).minimize(&mut quadratic(a, vec![1.0; 3]), vec![0.0; 3]).unwrap();
+    let min = Lbfgs::new()
+        .max_iter(2)
+        .minimize(&mut quadratic(a, vec![1.0; 3]), vec![0.0; 3])
+        .unwrap();
     assert_eq!(min.iterations, 2);
     assert!(!min.converged);
 }
@@ -87,7 +108,10 @@ fn owlqn_soft_thresholds_a_separable_problem() {
         let g: Vec<f64> = x.iter().zip(&tt).map(|(a, b)| a - b).collect();
         Ok((0.5 * g.iter().map(|v| v * v).sum::<f64>(), g))
     };
-    let min = OwlQn::new(l1.clone()).tol(1e-12).minimize(&mut f, vec![0.0; 5]).unwrap();
+    let min = OwlQn::new(l1.clone())
+        .tol(1e-12)
+        .minimize(&mut f, vec![0.0; 5])
+        .unwrap();
     for i in 0..5 {
         let e = t[i].signum() * (t[i].abs() - l1[i]).max(0.0);
         assert!((min.x[i] - e).abs() < 1e-8, "{i}: {:?}", min.x);
@@ -99,9 +123,19 @@ fn owlqn_soft_thresholds_a_separable_problem() {
 fn assert_kkt(x: &[f64], g: &[f64], l1: &[f64], tol: f64) {
     for i in 0..x.len() {
         if x[i] != 0.0 {
-            assert!((g[i] + l1[i] * x[i].signum()).abs() < tol, "coordinate {i}: x {} g {}", x[i], g[i]);
+            assert!(
+                (g[i] + l1[i] * x[i].signum()).abs() < tol,
+                "coordinate {i}: x {} g {}",
+                x[i],
+                g[i]
+            );
         } else {
-            assert!(g[i].abs() <= l1[i] + tol, "coordinate {i} is 0 with |g| {} > {}", g[i].abs(), l1[i]);
+            assert!(
+                g[i].abs() <= l1[i] + tol,
+                "coordinate {i} is 0 with |g| {} > {}",
+                g[i].abs(),
+                l1[i]
+            );
         }
     }
 }
@@ -117,7 +151,11 @@ fn owlqn_solves_a_lasso_problem() {
             [1.0, a, 0.6 * a + 0.4 * b, b * b]
         })
         .collect();
-    let y: Vec<f64> = rows.iter().enumerate().map(|(i, r)| 0.5 + 2.0 * r[1] - 0.01 * r[3] + 0.05 * (i as f64).sin()).collect();
+    let y: Vec<f64> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| 0.5 + 2.0 * r[1] - 0.01 * r[3] + 0.05 * (i as f64).sin())
+        .collect();
     let (r2, y2) = (rows.clone(), y.clone());
     let mut f = move |w: &[f64]| -> Result<(f64, Vec<f64>)> {
         let mut g = vec![0.0; 4];
@@ -132,10 +170,14 @@ fn owlqn_solves_a_lasso_problem() {
         Ok((v, g))
     };
     let l1 = vec![0.0, 0.05, 0.05, 0.05];
-    let min = OwlQn::new(l1.clone()).tol(1e-14).max_iter(500).minimize(&mut f, vec![0.0; 4]).unwrap();
+    let min = OwlQn::new(l1.clone())
+        .tol(1e-14)
+        .max_iter(500)
+        .minimize(&mut f, vec![0.0; 4])
+        .unwrap();
     let (_, g) = f(&min.x).unwrap();
     assert_kkt(&min.x, &g, &l1, 1e-7);
-    assert!(min.x.iter().any(|v| *v == 0.0), "some coefficient is exactly 0: {:?}", min.x);
+    assert!(min.x.contains(&0.0), "some coefficient is exactly 0: {:?}", min.x);
     assert!(min.loss_history.windows(2).all(|w| w[1] <= w[0] + 1e-15));
 }
 
@@ -199,12 +241,15 @@ impl StochasticGradient for RddLeastSquares {
         let zero: Sums = (vec![0.0; w.len()], 0.0, 0.0);
         Ok(self.0.sample(false, fraction, seed).tree_aggregate(
             zero,
-            with(b, |w: &flint_engine::Broadcast<Vec<f64>>, (mut g, l, c): Sums, p: LabeledPoint| {
-                let x = p.features.to_dense();
-                let e: f64 = x.iter().zip(w.value()).map(|(a, b)| a * b).sum::<f64>() - p.label;
-                g.iter_mut().zip(&x).for_each(|(gi, xi)| *gi += e * xi);
-                (g, l + 0.5 * e * e, c + 1.0)
-            }),
+            with(
+                b,
+                |w: &flint_engine::Broadcast<Vec<f64>>, (mut g, l, c): Sums, p: LabeledPoint| {
+                    let x = p.features.to_dense();
+                    let e: f64 = x.iter().zip(w.value()).map(|(a, b)| a * b).sum::<f64>() - p.label;
+                    g.iter_mut().zip(&x).for_each(|(gi, xi)| *gi += e * xi);
+                    (g, l + 0.5 * e * e, c + 1.0)
+                },
+            ),
             |(mut g, l, c): Sums, (g2, l2, c2): Sums| {
                 g.iter_mut().zip(&g2).for_each(|(a, b)| *a += b);
                 (g, l + l2, c + c2)
@@ -233,12 +278,18 @@ fn gradient_descent_fits_least_squares_over_an_rdd() {
         .convergence_tol(1e-9)
         .minimize(&mut f, vec![0.0, 0.0])
         .unwrap();
-    assert!((min.x[0] - 1.0).abs() < 0.01 && (min.x[1] - 2.0).abs() < 0.01, "{min:?}");
+    assert!(
+        (min.x[0] - 1.0).abs() < 0.01 && (min.x[1] - 2.0).abs() < 0.01,
+        "{min:?}"
+    );
     assert_eq!(min.loss_history.len(), min.iterations);
     assert!(min.loss_history.last().unwrap() < &min.loss_history[0]);
 
     // Mini-batches: seeded, so two runs agree; still close to the solution.
-    let gd = GradientDescent::new().mini_batch_fraction(0.5).num_iterations(300).convergence_tol(0.0);
+    let gd = GradientDescent::new()
+        .mini_batch_fraction(0.5)
+        .num_iterations(300)
+        .convergence_tol(0.0);
     let a = gd.minimize(&mut f, vec![0.0, 0.0]).unwrap();
     let b = gd.minimize(&mut f, vec![0.0, 0.0]).unwrap();
     assert_eq!(a, b);
@@ -249,10 +300,20 @@ fn gradient_descent_fits_least_squares_over_an_rdd() {
 fn gradient_descent_with_l2_shrinks_the_weights_and_checks_its_parameters() {
     let ctx = Context::local(2).unwrap();
     let mut f = RddLeastSquares(ctx.parallelize(line_points(), 2));
-    let plain = GradientDescent::new().num_iterations(200).minimize(&mut f, vec![0.0, 0.0]).unwrap();
-    let l2 = GradientDescent::new().num_iterations(200).reg_param(0.5).minimize(&mut f, vec![0.0, 0.0]).unwrap();
+    let plain = GradientDescent::new()
+        .num_iterations(200)
+        .minimize(&mut f, vec![0.0, 0.0])
+        .unwrap();
+    let l2 = GradientDescent::new()
+        .num_iterations(200)
+        .reg_param(0.5)
+        .minimize(&mut f, vec![0.0, 0.0])
+        .unwrap();
     let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>();
     assert!(norm(&l2.x) < norm(&plain.x), "{:?} vs {:?}", l2.x, plain.x);
-    let e = GradientDescent::new().mini_batch_fraction(0.0).minimize(&mut f, vec![0.0, 0.0]).unwrap_err();
+    let e = GradientDescent::new()
+        .mini_batch_fraction(0.0)
+        .minimize(&mut f, vec![0.0, 0.0])
+        .unwrap_err();
     assert!(e.to_string().contains("mini_batch_fraction"), "{e}");
 }

@@ -249,9 +249,12 @@ impl LogisticRegression {
             let state: IterState = (ctx.broadcast(coefs.to_vec()), shape);
             let sums = blocks.tree_aggregate(
                 LossSums::default(),
-                with(state, |(coefs, shape): &IterState, acc: LossSums, block: InstanceBlock| {
-                    acc.add_block(shape, coefs.value(), &block)
-                }),
+                with(
+                    state,
+                    |(coefs, shape): &IterState, acc: LossSums, block: InstanceBlock| {
+                        acc.add_block(shape, coefs.value(), &block)
+                    },
+                ),
                 |a: LossSums, b: LossSums| a.merge(b),
                 depth,
             )?;
@@ -379,7 +382,10 @@ impl LogisticRegressionModel {
 
     /// The coefficients as rows: one row (binomial) or `K` rows (multinomial).
     pub fn coefficient_matrix(&self) -> Vec<Vec<f64>> {
-        self.coefficients.chunks(self.num_features.max(1)).map(|r| r.to_vec()).collect()
+        self.coefficients
+            .chunks(self.num_features.max(1))
+            .map(|r| r.to_vec())
+            .collect()
     }
 
     /// The binomial intercept (for a multinomial model, class 0's; see [`Self::intercepts`]).

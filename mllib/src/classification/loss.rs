@@ -75,9 +75,8 @@ impl LossSums {
         let mut m = vec![0.0; rows];
         gemv(&block.features, rows, d, &coefs[..d], &mut m);
         let mut intercept_grad = 0.0;
-        for r in 0..rows {
-            let (w, y) = (block.weights[r], block.labels[r]);
-            let z = m[r] + b;
+        for ((mr, &w), &y) in m.iter_mut().zip(block.weights.iter()).zip(block.labels.iter()) {
+            let z = *mr + b;
             // log(1 + e^z) − y·z, stably.
             self.loss += w * (z.max(0.0) + (-z.abs()).exp().ln_1p() - y * z);
             self.weight += w;
@@ -87,8 +86,8 @@ impl LossSums {
                 let e = z.exp();
                 e / (1.0 + e)
             };
-            m[r] = w * (p - y);
-            intercept_grad += m[r];
+            *mr = w * (p - y);
+            intercept_grad += *mr;
         }
         gemv_t_add(&block.features, rows, d, &m, &mut self.grad[..d]);
         if shape.intercept {
@@ -108,6 +107,7 @@ impl LossSums {
             }
         }
         let mut probs = vec![0.0; k];
+        #[allow(clippy::needless_range_loop)] // margins is column-major: margins[class][row]
         for r in 0..rows {
             let (w, y) = (block.weights[r], block.labels[r] as usize);
             let max = (0..k).map(|c| margins[c][r]).fold(f64::NEG_INFINITY, f64::max);
@@ -157,7 +157,11 @@ mod tests {
             let mut minus = coefs.to_vec();
             minus[i] -= h;
             let numeric = (at(&plus).loss - at(&minus).loss) / (2.0 * h);
-            assert!((numeric - base.grad[i]).abs() < 1e-6, "coordinate {i}: {numeric} vs {}", base.grad[i]);
+            assert!(
+                (numeric - base.grad[i]).abs() < 1e-6,
+                "coordinate {i}: {numeric} vs {}",
+                base.grad[i]
+            );
         }
     }
 
@@ -165,19 +169,39 @@ mod tests {
     fn gradients_match_finite_differences() {
         let mut b = block();
         b.labels = std::sync::Arc::new(vec![0.0, 1.0, 1.0]);
-        let binom = Shape { d: 2, k: 1, intercept: true, multinomial: false };
+        let binom = Shape {
+            d: 2,
+            k: 1,
+            intercept: true,
+            multinomial: false,
+        };
         check_gradient(binom, &[0.3, -0.7, 0.2], &b);
-        let multi = Shape { d: 2, k: 3, intercept: true, multinomial: true };
+        let multi = Shape {
+            d: 2,
+            k: 3,
+            intercept: true,
+            multinomial: true,
+        };
         check_gradient(multi, &[0.3, -0.7, 0.2, 0.1, -0.4, 0.9, 0.0, 0.5, -0.5], &block());
     }
 
     #[test]
     fn huge_margins_stay_finite() {
         let b = block();
-        let binom = Shape { d: 2, k: 1, intercept: false, multinomial: false };
+        let binom = Shape {
+            d: 2,
+            k: 1,
+            intercept: false,
+            multinomial: false,
+        };
         let s = LossSums::default().add_block(&binom, &[800.0, -900.0], &b);
         assert!(s.loss.is_finite() && s.grad.iter().all(|g| g.is_finite()), "{s:?}");
-        let multi = Shape { d: 2, k: 3, intercept: false, multinomial: true };
+        let multi = Shape {
+            d: 2,
+            k: 3,
+            intercept: false,
+            multinomial: true,
+        };
         let s = LossSums::default().add_block(&multi, &[800.0, -900.0, 0.0, 0.0, -700.0, 1000.0], &b);
         assert!(s.loss.is_finite() && s.grad.iter().all(|g| g.is_finite()), "{s:?}");
     }

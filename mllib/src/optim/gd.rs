@@ -116,10 +116,18 @@ impl GradientDescent {
             return Err(MlError::param("step_size", self.step_size, "finite and > 0"));
         }
         if !(self.mini_batch_fraction > 0.0 && self.mini_batch_fraction <= 1.0) {
-            return Err(MlError::param("mini_batch_fraction", self.mini_batch_fraction, "in (0, 1]"));
+            return Err(MlError::param(
+                "mini_batch_fraction",
+                self.mini_batch_fraction,
+                "in (0, 1]",
+            ));
         }
         if !(self.convergence_tol.is_finite() && self.convergence_tol >= 0.0) {
-            return Err(MlError::param("convergence_tol", self.convergence_tol, "finite and >= 0"));
+            return Err(MlError::param(
+                "convergence_tol",
+                self.convergence_tol,
+                "finite and >= 0",
+            ));
         }
         if !(self.reg_param.is_finite() && self.reg_param >= 0.0) {
             return Err(MlError::param("reg_param", self.reg_param, "finite and >= 0"));
@@ -137,7 +145,8 @@ impl GradientDescent {
         let mut converged = false;
         let mut iterations = 0;
         for i in 1..=self.num_iterations {
-            let (grad_sum, loss_sum, count) = f.sample_gradient(&w, self.mini_batch_fraction, self.seed.wrapping_add(i as u64))?;
+            let (grad_sum, loss_sum, count) =
+                f.sample_gradient(&w, self.mini_batch_fraction, self.seed.wrapping_add(i as u64))?;
             iterations = i;
             if count <= 0.0 {
                 warn!(iteration = i, "the mini-batch sample is empty; no step this iteration");
@@ -159,7 +168,12 @@ impl GradientDescent {
             }
             axpy(-eta / count, &grad_sum, &mut w);
             reg = reg_value(&w);
-            let diff: f64 = w.iter().zip(&previous).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt();
+            let diff: f64 = w
+                .iter()
+                .zip(&previous)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f64>()
+                .sqrt();
             debug!(iteration = i, loss = loss_history.last(), diff, "gradient descent step");
             if diff < self.convergence_tol * dot(&w, &w).sqrt().max(1.0) {
                 converged = true;

@@ -205,7 +205,7 @@ impl History {
     fn push(&mut self, s: Vec<f64>, y: Vec<f64>) {
         let sy = dot(&s, &y);
         // Keep the approximation positive definite: skip pairs without positive curvature.
-        if !(sy > 1e-10 * norm(&s) * norm(&y)) {
+        if sy.is_nan() || sy <= 1e-10 * norm(&s) * norm(&y) {
             return;
         }
         if self.s.len() == self.memory {
@@ -237,9 +237,9 @@ impl History {
             let gamma = dot(&self.s[k - 1], &self.y[k - 1]) / dot(&self.y[k - 1], &self.y[k - 1]);
             q.iter_mut().for_each(|v| *v *= gamma);
         }
-        for i in 0..k {
-            let b = self.rho[i] * dot(&self.y[i], &q);
-            axpy(a[i] - b, &self.s[i], &mut q);
+        for (((ai, rho), s), y) in a.iter().zip(&self.rho).zip(&self.s).zip(&self.y) {
+            let b = rho * dot(y, &q);
+            axpy(ai - b, s, &mut q);
         }
         q.iter_mut().for_each(|v| *v = -*v);
         q
@@ -270,9 +270,7 @@ fn run(
     let (f0, g0) = evaluate(f, &x0)?;
     let mut value = f0 + l1.map_or(0.0, |w| l1_value(w, &x0));
     if !value.is_finite() {
-        return Err(MlError::Data(format!(
-            "the objective is {value} at the starting point"
-        )));
+        return Err(MlError::Data(format!("the objective is {value} at the starting point")));
     }
     let mut x = x0;
     let mut g = g0;
@@ -308,7 +306,11 @@ fn run(
             history.clear();
             dir = pg.iter().map(|v| -v).collect();
         }
-        let init = if iterations == 0 { (1.0 / norm(&dir)).min(1.0) } else { 1.0 };
+        let init = if iterations == 0 {
+            (1.0 / norm(&dir)).min(1.0)
+        } else {
+            1.0
+        };
         let trial = match l1 {
             None => {
                 let start = Trial {
