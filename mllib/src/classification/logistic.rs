@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use super::loss::{LossSums, Shape};
-use super::stats::ClassStats;
-use crate::data::{DEFAULT_BLOCK_ROWS, InstanceBlock, LabeledPoint, to_blocks};
+use super::stats::{ClassStats, scaled_blocks};
+use crate::data::{DEFAULT_BLOCK_ROWS, InstanceBlock, LabeledPoint};
 use crate::error::{MlError, Result};
 use crate::linalg::Vector;
 use crate::optim::{Lbfgs, Minimum, OwlQn};
@@ -216,13 +216,7 @@ impl LogisticRegression {
         };
 
         // Rows scaled by 1/σ once, stacked and cached: every evaluation streams these blocks.
-        let scaled = data.map(with(inv_std.clone(), |inv: &Vec<f64>, mut p: LabeledPoint| {
-            let mut x = p.features.to_dense();
-            x.iter_mut().zip(inv).for_each(|(v, s)| *v *= s);
-            p.features = Vector::Dense(x);
-            p
-        }));
-        let blocks = to_blocks(&scaled, d, self.block_rows).cache();
+        let blocks = scaled_blocks(data, &inv_std, self.block_rows);
 
         // Penalty weights per standardized coefficient: with standardization off, the penalty is
         // on the original coefficients β_j = β̃_j/σ_j, so the weights are divided by σ_j (σ_j²).

@@ -1,4 +1,5 @@
-//! Classifiers: [`LogisticRegression`] (binomial and multinomial, L1/L2/elastic-net).
+//! Classifiers: [`LogisticRegression`] (binomial and multinomial, L1/L2/elastic-net) and
+//! [`LinearSvc`] (hinge loss, L2).
 //!
 //! Training follows Spark ML: one pass validates the data and computes the label histogram and
 //! the feature standard deviations; the rows are scaled by them, stacked into cached
@@ -8,5 +9,7 @@
 mod logistic;
 mod loss;
 mod stats;
+mod svc;
 
 pub use logistic::{Family, LogisticRegression, LogisticRegressionModel};
+pub use svc::{LinearSvc, LinearSvcModel};

@@ -2,11 +2,12 @@
 //! weighted feature means and variances (Spark's summarizer: unbiased with reliability
 //! weights, `Σ w (x − μ)² / (W − Σ w² / W)`).
 
-use flint_engine::Rdd;
+use flint_engine::{Rdd, with};
 use serde::{Deserialize, Serialize};
 
-use crate::data::LabeledPoint;
+use crate::data::{InstanceBlock, LabeledPoint, to_blocks};
 use crate::error::{MlError, Result};
+use crate::linalg::Vector;
 
 /// What the pass found; the first bad row's description in `error`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -135,4 +136,16 @@ impl ClassStats {
         }
         Ok(stats)
     }
+}
+
+/// The rows with feature `j` multiplied by `inv_std[j]`, stacked into cached blocks (the caller
+/// unpersists them).
+pub(crate) fn scaled_blocks(data: &Rdd<LabeledPoint>, inv_std: &[f64], block_rows: usize) -> Rdd<InstanceBlock> {
+    let scaled = data.map(with(inv_std.to_vec(), |inv: &Vec<f64>, mut p: LabeledPoint| {
+        let mut x = p.features.to_dense();
+        x.iter_mut().zip(inv).for_each(|(v, s)| *v *= s);
+        p.features = Vector::Dense(x);
+        p
+    }));
+    to_blocks(&scaled, inv_std.len(), block_rows).cache()
 }

@@ -6,7 +6,8 @@
 //! `f(x) + Σ l1_i |x_i|`: it works with the *pseudo-gradient* (the steepest-descent direction
 //! of the non-smooth objective), keeps each step inside the orthant chosen at the start of the
 //! iteration (coordinates that would cross zero are set to zero) and backtracks along that
-//! projected path.
+//! projected path. Coordinates with L1 weight 0 (intercepts) are treated as smooth: neither
+//! their direction nor their step is constrained to an orthant.
 //!
 //! Convergence, as Breeze's default check: the objective improved by less than `tol` relative
 //! to its value (`|f_prev − f| ≤ tol · max(|f|, 1e-8)`), or the (pseudo-)gradient norm is below
@@ -293,10 +294,11 @@ fn run(
             break;
         }
         let mut dir = history.direction(&pg);
-        if l1.is_some() {
-            // Keep only the components that descend along the pseudo-gradient.
-            for (d, p) in dir.iter_mut().zip(&pg) {
-                if *d * *p >= 0.0 {
+        if let Some(w) = l1 {
+            // Keep only the components that descend along the pseudo-gradient (coordinates
+            // without an L1 term are smooth and keep the quasi-Newton direction).
+            for ((d, p), w) in dir.iter_mut().zip(&pg).zip(w) {
+                if *w > 0.0 && *d * *p >= 0.0 {
                     *d = 0.0;
                 }
             }
@@ -352,8 +354,8 @@ fn run(
                 let mut eval = |alpha: f64| -> Result<Trial> {
                     let mut xn = x.clone();
                     axpy(alpha, &dir, &mut xn);
-                    for (v, o) in xn.iter_mut().zip(&orthant) {
-                        if *v * *o <= 0.0 {
+                    for ((v, o), l) in xn.iter_mut().zip(&orthant).zip(w) {
+                        if *l > 0.0 && *v * *o <= 0.0 {
                             *v = 0.0;
                         }
                     }
