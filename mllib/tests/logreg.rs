@@ -99,10 +99,9 @@ fn weighted_binary_matches_sklearn() {
     check_binary("binary_weighted");
 }
 
-#[test]
-fn multinomial_l2_matches_sklearn() {
+fn check_multinomial(name: &str) -> LogisticRegressionModel {
     let ctx = Context::local(2).unwrap();
-    let (f, m) = fit(&ctx, "multinomial_l2");
+    let (f, m) = fit(&ctx, name);
     assert!(m.is_multinomial() && m.num_classes() == 3);
     let want: Vec<f64> = f.expected["coefficient_matrix"]
         .as_array()
@@ -114,6 +113,22 @@ fn multinomial_l2_matches_sklearn() {
     assert_close(m.intercepts(), &floats(&f.expected["intercepts"]), "intercepts");
     let objective = *m.summary().loss_history.last().unwrap();
     assert_close(&[objective], &[f.expected["objective"].as_f64().unwrap()], "objective");
+    assert!(m.summary().converged, "{:?}", m.summary());
+    m
+}
+
+#[test]
+fn multinomial_without_regularization_matches_sklearn_centred() {
+    let m = check_multinomial("multinomial_noreg");
+    for j in 0..3 {
+        let column: f64 = m.coefficient_matrix().iter().map(|row| row[j]).sum();
+        assert!(column.abs() < 1e-12, "feature {j}: coefficients sum to {column}");
+    }
+}
+
+#[test]
+fn multinomial_l2_matches_sklearn() {
+    let m = check_multinomial("multinomial_l2");
     let p = m.predict_proba(&Vector::Dense(vec![1.0, 4.0, -0.5]));
     assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     assert_eq!(m.predict(&Vector::Dense(vec![1.0, 4.0, -0.5])), 1.0);

@@ -33,7 +33,9 @@ impl<F: FnMut(&[f64]) -> Result<(f64, Vec<f64>)>> DiffFunction for F {
 pub struct Minimum {
     /// The point.
     pub x: Vec<f64>,
-    /// The objective after each iteration (the first entry is at the starting point).
+    /// The objective after each iteration. L-BFGS and OWL-QN: the first entry is at the
+    /// starting point (Spark's `objectiveHistory`); gradient descent: the mini-batch's loss at
+    /// the weights each iteration started from (Spark's `stochasticLossHistory`).
     pub loss_history: Vec<f64>,
     /// Iterations run.
     pub iterations: usize,
