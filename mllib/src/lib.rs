@@ -9,12 +9,14 @@
 //! - [`clustering`]: k-means (Lloyd, k-means|| initialization);
 //! - [`linalg`]: vectors and the dense kernels;
 //! - [`data`]: labelled points and instance blocks;
+//! - [`classification`]: logistic regression;
 //! - [`optim`]: L-BFGS, OWL-QN (L1) and mini-batch gradient descent;
 //! - [`persist`]: versioned model files; [`summary`]: training summaries;
-//! - [`error`][]: `MlError`.
+//! - [`error`]: the error type, [`MlError`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod classification;
 pub mod clustering;
 pub mod data;
 pub mod error;

@@ -2,6 +2,17 @@
 //!
 //! They minimise a [`DiffFunction`]: a function that returns its value and gradient at a
 //! point. For the estimators, evaluating it is one job over the cached blocks.
+//!
+//! - [`Lbfgs`]: smooth objectives, strong Wolfe line search;
+//! - [`OwlQn`]: smooth objective plus per-coordinate L1 terms;
+//! - [`GradientDescent`]: Spark's mini-batch SGD over a [`StochasticGradient`].
+
+mod gd;
+mod lbfgs;
+mod line_search;
+
+pub use gd::{GradientDescent, StochasticGradient};
+pub use lbfgs::{Lbfgs, OwlQn};
 
 use crate::error::Result;
 
@@ -22,7 +33,9 @@ impl<F: FnMut(&[f64]) -> Result<(f64, Vec<f64>)>> DiffFunction for F {
 pub struct Minimum {
     /// The point.
     pub x: Vec<f64>,
-    /// The objective after each iteration (the first entry is at the starting point).
+    /// The objective after each iteration. L-BFGS and OWL-QN: the first entry is at the
+    /// starting point (Spark's `objectiveHistory`); gradient descent: the mini-batch's loss at
+    /// the weights each iteration started from (Spark's `stochasticLossHistory`).
     pub loss_history: Vec<f64>,
     /// Iterations run.
     pub iterations: usize,

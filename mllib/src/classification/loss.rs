@@ -1,0 +1,208 @@
+//! The logistic loss and its gradient over one instance block, fused and numerically stable:
+//! `log(1 + e^z)` as `max(z, 0) + log1p(e^{−|z|})`, softmax with the row's maximum margin
+//! subtracted. Margins come from `gemv` over the block, the gradient from `gemv_t_add`.
+//!
+//! Parameter layout (`coefs`): `K·d` coefficients, class by class (row-major `K × d`; `K = 1`
+//! for the binomial loss), then the `K` intercepts when fitted.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::InstanceBlock;
+use crate::linalg::kernels::{gemv, gemv_t_add};
+
+/// Shape of the parameters a block's loss is computed for.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub(crate) struct Shape {
+    /// Features.
+    pub d: usize,
+    /// Coefficient vectors: 1 (binomial) or the number of classes (multinomial).
+    pub k: usize,
+    /// Whether the intercepts follow the coefficients.
+    pub intercept: bool,
+    /// Multinomial (softmax) loss rather than binomial.
+    pub multinomial: bool,
+}
+
+impl Shape {
+    /// Number of parameters.
+    pub fn len(&self) -> usize {
+        self.k * self.d + if self.intercept { self.k } else { 0 }
+    }
+}
+
+/// Sums over blocks: weighted loss, weight and gradient.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct LossSums {
+    pub loss: f64,
+    pub weight: f64,
+    /// Empty until the first block is added.
+    pub grad: Vec<f64>,
+}
+
+impl LossSums {
+    /// Adds two partial sums.
+    pub fn merge(mut self, other: LossSums) -> LossSums {
+        if other.grad.is_empty() {
+            return self;
+        }
+        if self.grad.is_empty() {
+            return other;
+        }
+        self.loss += other.loss;
+        self.weight += other.weight;
+        for (a, b) in self.grad.iter_mut().zip(&other.grad) {
+            *a += b;
+        }
+        self
+    }
+
+    /// Adds `block`'s loss and gradient at `coefs`.
+    pub fn add_block(mut self, shape: &Shape, coefs: &[f64], block: &InstanceBlock) -> LossSums {
+        if self.grad.is_empty() {
+            self.grad = vec![0.0; shape.len()];
+        }
+        if shape.multinomial {
+            self.add_multinomial(shape, coefs, block);
+        } else {
+            self.add_binomial(shape, coefs, block);
+        }
+        self
+    }
+
+    fn add_binomial(&mut self, shape: &Shape, coefs: &[f64], block: &InstanceBlock) {
+        let (rows, d) = (block.rows, shape.d);
+        let b = if shape.intercept { coefs[d] } else { 0.0 };
+        let mut m = vec![0.0; rows];
+        gemv(&block.features, rows, d, &coefs[..d], &mut m);
+        let mut intercept_grad = 0.0;
+        for ((mr, &w), &y) in m.iter_mut().zip(block.weights.iter()).zip(block.labels.iter()) {
+            let z = *mr + b;
+            // log(1 + e^z) − y·z, stably.
+            self.loss += w * (z.max(0.0) + (-z.abs()).exp().ln_1p() - y * z);
+            self.weight += w;
+            let p = if z >= 0.0 {
+                1.0 / (1.0 + (-z).exp())
+            } else {
+                let e = z.exp();
+                e / (1.0 + e)
+            };
+            *mr = w * (p - y);
+            intercept_grad += *mr;
+        }
+        gemv_t_add(&block.features, rows, d, &m, &mut self.grad[..d]);
+        if shape.intercept {
+            self.grad[d] += intercept_grad;
+        }
+    }
+
+    fn add_multinomial(&mut self, shape: &Shape, coefs: &[f64], block: &InstanceBlock) {
+        let (rows, d, k) = (block.rows, shape.d, shape.k);
+        // margins[c][r]: one gemv per class.
+        let mut margins = vec![vec![0.0; rows]; k];
+        for (c, mc) in margins.iter_mut().enumerate() {
+            gemv(&block.features, rows, d, &coefs[c * d..(c + 1) * d], mc);
+            if shape.intercept {
+                let b = coefs[k * d + c];
+                mc.iter_mut().for_each(|v| *v += b);
+            }
+        }
+        let mut probs = vec![0.0; k];
+        #[allow(clippy::needless_range_loop)] // margins is column-major: margins[class][row]
+        for r in 0..rows {
+            let (w, y) = (block.weights[r], block.labels[r] as usize);
+            let max = (0..k).map(|c| margins[c][r]).fold(f64::NEG_INFINITY, f64::max);
+            let mut sum = 0.0;
+            for (c, p) in probs.iter_mut().enumerate() {
+                *p = (margins[c][r] - max).exp();
+                sum += *p;
+            }
+            // log Σ e^{z_c} − z_y = log(sum) + max − z_y.
+            self.loss += w * (sum.ln() + max - margins[y][r]);
+            self.weight += w;
+            for (c, p) in probs.iter().enumerate() {
+                let indicator = if c == y { 1.0 } else { 0.0 };
+                margins[c][r] = w * (p / sum - indicator);
+            }
+        }
+        for (c, mc) in margins.iter().enumerate() {
+            gemv_t_add(&block.features, rows, d, mc, &mut self.grad[c * d..(c + 1) * d]);
+            if shape.intercept {
+                self.grad[k * d + c] += mc.iter().sum::<f64>();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::LabeledPoint;
+
+    fn block() -> InstanceBlock {
+        let pts = vec![
+            LabeledPoint::new(0.0, vec![1.0, -2.0]),
+            LabeledPoint::new(1.0, vec![0.5, 3.0]).with_weight(2.0),
+            LabeledPoint::new(2.0, vec![-1.5, 0.25]),
+        ];
+        InstanceBlock::from_points(&pts, 2)
+    }
+
+    fn check_gradient(shape: Shape, coefs: &[f64], block: &InstanceBlock) {
+        let at = |c: &[f64]| LossSums::default().add_block(&shape, c, block);
+        let base = at(coefs);
+        for i in 0..coefs.len() {
+            let h = 1e-6;
+            let mut plus = coefs.to_vec();
+            plus[i] += h;
+            let mut minus = coefs.to_vec();
+            minus[i] -= h;
+            let numeric = (at(&plus).loss - at(&minus).loss) / (2.0 * h);
+            assert!(
+                (numeric - base.grad[i]).abs() < 1e-6,
+                "coordinate {i}: {numeric} vs {}",
+                base.grad[i]
+            );
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let mut b = block();
+        b.labels = std::sync::Arc::new(vec![0.0, 1.0, 1.0]);
+        let binom = Shape {
+            d: 2,
+            k: 1,
+            intercept: true,
+            multinomial: false,
+        };
+        check_gradient(binom, &[0.3, -0.7, 0.2], &b);
+        let multi = Shape {
+            d: 2,
+            k: 3,
+            intercept: true,
+            multinomial: true,
+        };
+        check_gradient(multi, &[0.3, -0.7, 0.2, 0.1, -0.4, 0.9, 0.0, 0.5, -0.5], &block());
+    }
+
+    #[test]
+    fn huge_margins_stay_finite() {
+        let b = block();
+        let binom = Shape {
+            d: 2,
+            k: 1,
+            intercept: false,
+            multinomial: false,
+        };
+        let s = LossSums::default().add_block(&binom, &[800.0, -900.0], &b);
+        assert!(s.loss.is_finite() && s.grad.iter().all(|g| g.is_finite()), "{s:?}");
+        let multi = Shape {
+            d: 2,
+            k: 3,
+            intercept: false,
+            multinomial: true,
+        };
+        let s = LossSums::default().add_block(&multi, &[800.0, -900.0, 0.0, 0.0, -700.0, 1000.0], &b);
+        assert!(s.loss.is_finite() && s.grad.iter().all(|g| g.is_finite()), "{s:?}");
+    }
+}

@@ -1,0 +1,190 @@
+//! Mini-batch gradient descent, as Spark's `GradientDescent.runMiniBatchSGD`.
+//!
+//! Iteration `i` (from 1) asks the [`StochasticGradient`] for the summed gradient and loss over
+//! a sample of the data (fraction `mini_batch_fraction`, seed `seed + i`; an estimator draws it
+//! with `rdd.sample(false, fraction, seed)` and one `tree_aggregate`), and steps
+//! `w ← w·(1 − η_i·λ) − η_i·ḡ` with `η_i = step_size/√i` (Spark's `SquaredL2Updater` when
+//! `reg_param` λ > 0, its `SimpleUpdater` otherwise). The loss history records the sample's
+//! mean loss plus `λ/2·‖w‖²` of the weights it was computed at. It stops after `num_iterations`,
+//! or when `‖w_i − w_{i−1}‖ < convergence_tol · max(‖w_i‖, 1)`.
+
+use tracing::{debug, warn};
+
+use super::Minimum;
+use crate::error::{MlError, Result};
+use crate::linalg::kernels::{axpy, dot};
+
+/// Sums of gradients and losses over a random sample of the data.
+pub trait StochasticGradient {
+    /// At `w`, over a sample drawn without replacement with `fraction` and `seed`: the summed
+    /// gradient, the summed loss and the number (or weight sum) of the sampled examples.
+    fn sample_gradient(&mut self, w: &[f64], fraction: f64, seed: u64) -> Result<(Vec<f64>, f64, f64)>;
+}
+
+/// Mini-batch stochastic gradient descent with a `1/√i` step schedule.
+///
+/// ```
+/// use flint_mllib::optim::{GradientDescent, StochasticGradient};
+/// // Mean of ½ (w - t)² over targets t: minimum at the mean, 2.
+/// struct Mean(Vec<f64>);
+/// impl StochasticGradient for Mean {
+///     fn sample_gradient(&mut self, w: &[f64], _: f64, _: u64)
+///         -> flint_mllib::Result<(Vec<f64>, f64, f64)> {
+///         let g = self.0.iter().map(|t| w[0] - t).sum();
+///         let l = self.0.iter().map(|t| 0.5 * (w[0] - t).powi(2)).sum();
+///         Ok((vec![g], l, self.0.len() as f64))
+///     }
+/// }
+/// let min = GradientDescent::new().convergence_tol(1e-9).num_iterations(1000)
+///     .minimize(&mut Mean(vec![1.0, 2.0, 3.0]), vec![0.0]).unwrap();
+/// assert!((min.x[0] - 2.0).abs() < 1e-6);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradientDescent {
+    /// Initial step size η (default 1.0); iteration `i` uses `η/√i`.
+    pub step_size: f64,
+    /// Iterations (default 100).
+    pub num_iterations: usize,
+    /// Fraction of the data sampled per iteration (default 1.0: all of it).
+    pub mini_batch_fraction: f64,
+    /// Stop when the weights change by less than this, relative (default 0.001).
+    pub convergence_tol: f64,
+    /// Squared-L2 regularization λ (default 0.0: none).
+    pub reg_param: f64,
+    /// Seed of the samples; iteration `i` samples with `seed + i` (default 42, as Spark).
+    pub seed: u64,
+}
+
+impl Default for GradientDescent {
+    fn default() -> Self {
+        GradientDescent {
+            step_size: 1.0,
+            num_iterations: 100,
+            mini_batch_fraction: 1.0,
+            convergence_tol: 0.001,
+            reg_param: 0.0,
+            seed: 42,
+        }
+    }
+}
+
+impl GradientDescent {
+    /// Spark's defaults: step 1.0, 100 iterations, fraction 1.0, tolerance 0.001, no
+    /// regularization, seed 42.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the initial step size.
+    pub fn step_size(mut self, v: f64) -> Self {
+        self.step_size = v;
+        self
+    }
+
+    /// Sets the number of iterations.
+    pub fn num_iterations(mut self, n: usize) -> Self {
+        self.num_iterations = n;
+        self
+    }
+
+    /// Sets the fraction of the data sampled per iteration.
+    pub fn mini_batch_fraction(mut self, v: f64) -> Self {
+        self.mini_batch_fraction = v;
+        self
+    }
+
+    /// Sets the convergence tolerance on the relative change of the weights.
+    pub fn convergence_tol(mut self, v: f64) -> Self {
+        self.convergence_tol = v;
+        self
+    }
+
+    /// Sets the squared-L2 regularization.
+    pub fn reg_param(mut self, v: f64) -> Self {
+        self.reg_param = v;
+        self
+    }
+
+    /// Sets the sampling seed.
+    pub fn seed(mut self, v: u64) -> Self {
+        self.seed = v;
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(self.step_size.is_finite() && self.step_size > 0.0) {
+            return Err(MlError::param("step_size", self.step_size, "finite and > 0"));
+        }
+        if !(self.mini_batch_fraction > 0.0 && self.mini_batch_fraction <= 1.0) {
+            return Err(MlError::param(
+                "mini_batch_fraction",
+                self.mini_batch_fraction,
+                "in (0, 1]",
+            ));
+        }
+        if !(self.convergence_tol.is_finite() && self.convergence_tol >= 0.0) {
+            return Err(MlError::param(
+                "convergence_tol",
+                self.convergence_tol,
+                "finite and >= 0",
+            ));
+        }
+        if !(self.reg_param.is_finite() && self.reg_param >= 0.0) {
+            return Err(MlError::param("reg_param", self.reg_param, "finite and >= 0"));
+        }
+        Ok(())
+    }
+
+    /// Runs gradient descent from `w0`.
+    pub fn minimize(&self, f: &mut dyn StochasticGradient, w0: Vec<f64>) -> Result<Minimum> {
+        self.validate()?;
+        let mut w = w0;
+        let reg_value = |w: &[f64]| 0.5 * self.reg_param * dot(w, w);
+        let mut reg = reg_value(&w);
+        let mut loss_history = Vec::with_capacity(self.num_iterations);
+        let mut converged = false;
+        let mut iterations = 0;
+        for i in 1..=self.num_iterations {
+            let (grad_sum, loss_sum, count) =
+                f.sample_gradient(&w, self.mini_batch_fraction, self.seed.wrapping_add(i as u64))?;
+            iterations = i;
+            if count <= 0.0 {
+                warn!(iteration = i, "the mini-batch sample is empty; no step this iteration");
+                continue;
+            }
+            if grad_sum.len() != w.len() {
+                return Err(MlError::Data(format!(
+                    "the gradient has {} entries for {} weights",
+                    grad_sum.len(),
+                    w.len()
+                )));
+            }
+            loss_history.push(loss_sum / count + reg);
+            let eta = self.step_size / (i as f64).sqrt();
+            let previous = w.clone();
+            if self.reg_param > 0.0 {
+                let shrink = 1.0 - eta * self.reg_param;
+                w.iter_mut().for_each(|v| *v *= shrink);
+            }
+            axpy(-eta / count, &grad_sum, &mut w);
+            reg = reg_value(&w);
+            let diff: f64 = w
+                .iter()
+                .zip(&previous)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f64>()
+                .sqrt();
+            debug!(iteration = i, loss = loss_history.last(), diff, "gradient descent step");
+            if diff < self.convergence_tol * dot(&w, &w).sqrt().max(1.0) {
+                converged = true;
+                break;
+            }
+        }
+        Ok(Minimum {
+            x: w,
+            loss_history,
+            iterations,
+            converged,
+        })
+    }
+}
