@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod ml;
 pub mod pagerank;
 pub mod pi;
 pub mod sort;

@@ -1,0 +1,84 @@
+//! `kmeans INPUT --k K [--iters N] [--init random|kmeans-parallel] [--tol T] [--format csv|libsvm]
+//! [--seed S] [--master M] [--json]`
+//!
+//! k-means (Lloyd) on CSV rows of features (no label column) or LIBSVM.
+use std::time::Instant;
+
+use clap::{Parser, ValueEnum};
+use flint_examples::{cli, ml};
+use flint::ml::clustering::{InitMode, KMeans};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Init {
+    Random,
+    KmeansParallel,
+}
+
+/// Clusters points with k-means.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Input file, directory or glob.
+    input: String,
+    /// Number of clusters.
+    #[arg(long)]
+    k: usize,
+    /// Maximum Lloyd iterations.
+    #[arg(long, default_value_t = 20)]
+    iters: usize,
+    /// Initialisation.
+    #[arg(long, value_enum, default_value = "kmeans-parallel")]
+    init: Init,
+    /// Convergence: every center moved less than this.
+    #[arg(long, default_value_t = 1e-4)]
+    tol: f64,
+    /// Input format.
+    #[arg(long, value_enum, default_value = "csv")]
+    format: ml::Format,
+    /// Seed of the initialisation.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[command(flatten)]
+    common: cli::Common,
+}
+
+fn main() {
+    cli::init();
+    let args = Args::parse();
+    ml::run(|| {
+        let ctx = args.common.context("kmeans")?;
+        let (points, load_seconds) = ml::load(&ctx, &args.input, args.format, None)?;
+        let start = Instant::now();
+        let model = KMeans::new()
+            .k(args.k)
+            .max_iter(args.iters)
+            .tol(args.tol)
+            .seed(args.seed)
+            .init_mode(match args.init {
+                Init::Random => InitMode::Random,
+                Init::KmeansParallel => InitMode::KMeansParallel,
+            })
+            .fit(&points)?;
+        let train_seconds = start.elapsed().as_secs_f64();
+        let summary = &model.summary;
+        if args.common.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "centers": model.cluster_centers(),
+                    "cost": summary.training_cost,
+                    "iterations": summary.training.iterations,
+                    "train_seconds": train_seconds,
+                    "load_seconds": load_seconds,
+                })
+            );
+        } else {
+            println!(
+                "k-means: {} clusters, cost {:.6}, {} iterations, load {load_seconds:.2} s, train {train_seconds:.2} s",
+                model.k(),
+                summary.training_cost,
+                summary.training.iterations
+            );
+        }
+        Ok(())
+    });
+}
