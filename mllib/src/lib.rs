@@ -7,7 +7,10 @@
 //! broadcast the parameters, compute per-block statistics, combine by tree aggregation.
 //!
 //! - [`linalg`]: vectors and the dense kernels;
-//! - [`data`]: labelled points and instance blocks;
+//! - [`data`]: labelled points and instance blocks, CSV and LIBSVM readers, random splits;
+//! - [`feature`]: one-pass feature statistics, standard and min-max scalers;
+//! - [`evaluation`]: binary, multiclass, regression and clustering metrics;
+//! - [`pipeline`]: transformers, estimators and pipelines of them;
 //! - [`optim`]: L-BFGS, OWL-QN (L1) and mini-batch gradient descent;
 //! - [`persist`]: versioned model files; [`summary`]: training summaries;
 //! - [`error`]: `MlError`.
@@ -16,9 +19,12 @@
 
 pub mod data;
 pub mod error;
+pub mod evaluation;
+pub mod feature;
 pub mod linalg;
 pub mod optim;
 pub mod persist;
+pub mod pipeline;
 pub mod summary;
 
 pub use data::{InstanceBlock, LabeledPoint};
