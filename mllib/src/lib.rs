@@ -13,7 +13,7 @@
 //! - [`pipeline`]: transformers, estimators and pipelines of them;
 //! - [`optim`]: L-BFGS, OWL-QN (L1) and mini-batch gradient descent;
 //! - [`persist`]: versioned model files; [`summary`]: training summaries;
-//! - [`error`]: `MlError`.
+//! - [`error`]: the error type, `MlError`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
