@@ -216,3 +216,23 @@ fn pipeline_fits_scaler_then_estimator_on_scaled_data() {
     assert_eq!(model.transformers.len(), 1);
     let _ = model.transformers[0].transform(&data).unwrap();
 }
+
+#[test]
+fn scaler_models_save_and_load() {
+    let ctx = Context::local(2).unwrap();
+    let data = ctx.parallelize(points(), 2);
+    let dir = tempfile::tempdir().unwrap();
+    let s = StandardScaler::new().with_mean(true).fit(&data).unwrap();
+    s.save(dir.path().join("s.json")).unwrap();
+    assert_eq!(
+        flint_mllib::feature::StandardScalerModel::load(dir.path().join("s.json")).unwrap(),
+        s
+    );
+    let m = MinMaxScaler::new().fit(&data).unwrap();
+    m.save(dir.path().join("m.json")).unwrap();
+    assert_eq!(
+        flint_mllib::feature::MinMaxScalerModel::load(dir.path().join("m.json")).unwrap(),
+        m
+    );
+    assert!(flint_mllib::feature::MinMaxScalerModel::load(dir.path().join("s.json")).is_err());
+}

@@ -273,11 +273,12 @@ fn parse_csv_line(st: &CsvState, line: &str) -> std::result::Result<LabeledPoint
 fn parse_csv_partition(st: &Arc<CsvState>, p: usize, lines: BoxIter<String>) -> BoxIter<LabeledPoint> {
     let st = Arc::clone(st);
     let skip_first = st.header && st.layout.starts_file(p) == Some(true);
+    let skip_equal_to_first = st.header && st.layout.starts_file(p).is_none();
     Box::new(lines.enumerate().filter_map(move |(k, line)| {
         if k == 0 && skip_first {
             return None;
         }
-        if st.header && st.layout.starts_file(p).is_none() && st.first_line.as_deref() == Some(line.as_str()) {
+        if skip_equal_to_first && st.first_line.as_deref() == Some(line.as_str()) {
             return None;
         }
         if line.trim_ascii().is_empty() {

@@ -6,7 +6,7 @@
 //!
 //! Every `evaluate` has an `evaluate_weighted` twin taking a weight per row; the unweighted
 //! form gives each row weight 1. Bad input (NaN, negative weights, an empty RDD, one class
-//! only for curves) is an [`MlError::Data`](crate::MlError::Data).
+//! only for curves) is an [`MlError::Data`](crate::MlError).
 
 mod binary;
 mod clustering;

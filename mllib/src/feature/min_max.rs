@@ -4,6 +4,8 @@ use flint_engine::{Rdd, with};
 use serde::{Deserialize, Serialize};
 
 use crate::data::LabeledPoint;
+use std::path::Path;
+
 use crate::error::{MlError, Result};
 use crate::feature::summarize;
 use crate::linalg::Vector;
@@ -91,6 +93,16 @@ impl MinMaxScalerModel {
             *v = unit * scale + self.min;
         }
         Vector::Dense(x)
+    }
+
+    /// Writes the model to `path` (kind `MinMaxScalerModel`, version 1).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        crate::persist::save_model(path.as_ref(), "MinMaxScalerModel", 1, self)
+    }
+
+    /// Reads a model written by [`save`](Self::save).
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        crate::persist::load_model(path.as_ref(), "MinMaxScalerModel", 1)
     }
 
     /// Rescales every point's features (lazy; labels and weights unchanged).

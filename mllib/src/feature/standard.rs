@@ -4,6 +4,8 @@ use flint_engine::{Rdd, with};
 use serde::{Deserialize, Serialize};
 
 use crate::data::LabeledPoint;
+use std::path::Path;
+
 use crate::error::Result;
 use crate::feature::summarize;
 use crate::linalg::{SparseVector, Vector};
@@ -106,6 +108,16 @@ impl StandardScalerModel {
                 Vector::Dense(x)
             }
         }
+    }
+
+    /// Writes the model to `path` (kind `StandardScalerModel`, version 1).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        crate::persist::save_model(path.as_ref(), "StandardScalerModel", 1, self)
+    }
+
+    /// Reads a model written by [`save`](Self::save).
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        crate::persist::load_model(path.as_ref(), "StandardScalerModel", 1)
     }
 
     /// Scales every point's features (lazy; labels and weights unchanged).
