@@ -225,3 +225,54 @@ fn glob_inputs_name_the_pattern_and_the_line_within_its_partition() {
     let expected = format!("{pattern}:0: line 3 of partition 0: column 2 is \"x\", not a number");
     assert!(text.contains(&expected), "{text}\nexpected {expected}");
 }
+
+/// Throughput of CSV parsing next to bare line reading (run with
+/// `cargo test --release -p flint-mllib --test data_readers -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn csv_parse_throughput() {
+    use std::io::Write;
+    use std::time::Instant;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.csv");
+    let mut out = std::io::BufWriter::new(fs::File::create(&path).unwrap());
+    let rows = 1_000_000;
+    for i in 0..rows {
+        let x = i as f64;
+        writeln!(
+            out,
+            "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6}",
+            i % 2,
+            x.sin(),
+            x.cos() * 100.0,
+            x * 1e-3,
+            (x * 0.1).sin() * 1e4,
+            -x,
+            x.sqrt(),
+            (x + 1.0).ln(),
+            x % 17.0,
+            x / 3.0,
+            (x * 0.01).cos()
+        )
+        .unwrap();
+    }
+    out.flush().unwrap();
+    drop(out);
+    let bytes = fs::metadata(&path).unwrap().len();
+    let ctx = Context::local(2).unwrap();
+    let p = path.to_str().unwrap();
+    for _ in 0..2 {
+        let t = Instant::now();
+        assert_eq!(ctx.text_file(p, 2).count().unwrap(), rows);
+        let lines = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        assert_eq!(read_csv(&ctx, p, CsvOptions::default()).unwrap().count().unwrap(), rows);
+        let csv = t.elapsed().as_secs_f64();
+        println!(
+            "{} MB, {rows} rows x 11 columns: lines {lines:.3} s, read_csv {csv:.3} s ({:.0} MB/s, {:.2} M rows/s)",
+            bytes >> 20,
+            bytes as f64 / 1e6 / csv,
+            rows as f64 / 1e6 / csv
+        );
+    }
+}

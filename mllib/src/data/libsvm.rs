@@ -29,7 +29,7 @@ fn skipped(line: &str) -> bool {
 /// Parses one trimmed, non-skipped line.
 fn parse_libsvm_line(line: &str, num_features: usize) -> std::result::Result<LabeledPoint, String> {
     let mut tokens = line.split_ascii_whitespace();
-    let label = parse_number(tokens.next().unwrap_or(""), || "the label".to_string())?;
+    let label = parse_number(tokens.next().unwrap_or("").as_bytes(), || "the label".to_string())?;
     let mut indices = Vec::new();
     let mut values = Vec::new();
     let mut previous = 0u64;
@@ -51,7 +51,9 @@ fn parse_libsvm_line(line: &str, num_features: usize) -> std::result::Result<Lab
         }
         previous = index;
         indices.push((index - 1) as u32);
-        values.push(parse_number(value, || format!("the value of index {index}"))?);
+        values.push(parse_number(value.as_bytes(), || {
+            format!("the value of index {index}")
+        })?);
     }
     Ok(LabeledPoint {
         label,
