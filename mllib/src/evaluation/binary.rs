@@ -17,7 +17,9 @@ pub struct BinaryMetrics {
     pub pr: Vec<(f64, f64)>,
 }
 
-/// Spark's `BinaryClassificationMetrics` with `numBins = 0` (exact curves): rows are
+/// Spark's `BinaryClassificationMetrics` with `numBins = 0` (exact curves; Spark's evaluator
+/// defaults to `numBins = 1000`, which down-samples the curves only when there are at least
+/// 2000 distinct scores, grouping by its sorted partitions, so it is not reproduced): rows are
 /// `(score, label)`, positive when `label > 0.5`. Scores are sorted descending and equal
 /// scores grouped into one threshold; each threshold gives a point with the cumulative
 /// (weighted) true and false positives of the scores at or above it; areas by trapezoids.
