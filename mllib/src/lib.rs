@@ -8,8 +8,11 @@
 //!
 //! - [`clustering`]: k-means (Lloyd, k-means|| initialization);
 //! - [`linalg`]: vectors and the dense kernels;
-//! - [`data`]: labelled points and instance blocks;
-//! - [`classification`]: logistic regression;
+//! - [`data`]: labelled points and instance blocks, CSV and LIBSVM readers, random splits;
+//! - [`feature`]: one-pass feature statistics, standard and min-max scalers;
+//! - [`classification`]: logistic regression, linear SVM;
+//! - [`evaluation`]: binary, multiclass, regression and clustering metrics;
+//! - [`pipeline`]: transformers, estimators and pipelines of them;
 //! - [`optim`]: L-BFGS, OWL-QN (L1) and mini-batch gradient descent;
 //! - [`persist`]: versioned model files; [`summary`]: training summaries;
 //! - [`error`]: the error type, [`MlError`].
@@ -20,9 +23,12 @@ pub mod classification;
 pub mod clustering;
 pub mod data;
 pub mod error;
+pub mod evaluation;
+pub mod feature;
 pub mod linalg;
 pub mod optim;
 pub mod persist;
+pub mod pipeline;
 pub mod summary;
 
 pub use clustering::{KMeans, KMeansModel};
