@@ -9,6 +9,7 @@
 //! - [`linalg`]: vectors and the dense kernels;
 //! - [`data`]: labelled points and instance blocks;
 //! - [`optim`]: L-BFGS, OWL-QN (L1) and mini-batch gradient descent;
+//! - [`regression`]: linear regression and generalized linear models;
 //! - [`persist`]: versioned model files; [`summary`]: training summaries;
 //! - [`error`]: `MlError`.
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@ pub mod error;
 pub mod linalg;
 pub mod optim;
 pub mod persist;
+pub mod regression;
 pub mod summary;
 
 pub use data::{InstanceBlock, LabeledPoint};
