@@ -11,7 +11,7 @@
 //! - [`optim`]: L-BFGS, OWL-QN (L1) and mini-batch gradient descent;
 //! - [`regression`]: linear regression and generalized linear models;
 //! - [`persist`]: versioned model files; [`summary`]: training summaries;
-//! - [`error`]: `MlError`.
+//! - [`error`]: the error type, `MlError`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

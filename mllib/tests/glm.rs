@@ -38,7 +38,10 @@ fn points(f: &Value) -> Vec<LabeledPoint> {
 fn assert_close(what: &str, got: &[f64], want: &[f64], rel: f64) {
     assert_eq!(got.len(), want.len(), "{what}: lengths");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= rel * w.abs(), "{what}[{i}]: got {g}, want {w} (rel {rel})");
+        assert!(
+            (g - w).abs() <= rel * w.abs(),
+            "{what}[{i}]: got {g}, want {w} (rel {rel})"
+        );
     }
 }
 
@@ -53,17 +56,45 @@ fn check(ctx: &Context, name: &str) -> GeneralizedLinearRegressionModel {
     let e = &f["expected"];
     let s = &m.summary;
     assert!(s.training.converged, "{name}");
-    assert_close(&format!("{name} coefficients"), &m.coefficients, &floats(&e["coefficients"]), 1e-6);
-    assert_close(&format!("{name} intercept"), &[m.intercept], &[e["intercept"].as_f64().unwrap()], 1e-6);
-    assert_close(&format!("{name} se"), &s.coefficient_standard_errors, &floats(&e["standard_errors"]), 1e-6);
+    assert_close(
+        &format!("{name} coefficients"),
+        &m.coefficients,
+        &floats(&e["coefficients"]),
+        1e-6,
+    );
+    assert_close(
+        &format!("{name} intercept"),
+        &[m.intercept],
+        &[e["intercept"].as_f64().unwrap()],
+        1e-6,
+    );
+    assert_close(
+        &format!("{name} se"),
+        &s.coefficient_standard_errors,
+        &floats(&e["standard_errors"]),
+        1e-6,
+    );
     assert_close(&format!("{name} t"), &s.t_values, &floats(&e["t_values"]), 1e-6);
     assert_close(&format!("{name} p"), &s.p_values, &floats(&e["p_values"]), 1e-4);
     let scalar = |k: &str| e[k].as_f64().unwrap();
-    assert_close(&format!("{name} dispersion"), &[s.dispersion], &[scalar("dispersion")], 1e-6);
+    assert_close(
+        &format!("{name} dispersion"),
+        &[s.dispersion],
+        &[scalar("dispersion")],
+        1e-6,
+    );
     assert_close(&format!("{name} deviance"), &[s.deviance], &[scalar("deviance")], 1e-8);
-    assert_close(&format!("{name} null deviance"), &[s.null_deviance], &[scalar("null_deviance")], 1e-8);
+    assert_close(
+        &format!("{name} null deviance"),
+        &[s.null_deviance],
+        &[scalar("null_deviance")],
+        1e-8,
+    );
     assert_close(&format!("{name} aic"), &[s.aic], &[scalar("aic")], 1e-8);
-    assert_eq!(s.residual_degree_of_freedom, e["residual_degree_of_freedom"].as_i64().unwrap());
+    assert_eq!(
+        s.residual_degree_of_freedom,
+        e["residual_degree_of_freedom"].as_i64().unwrap()
+    );
     m
 }
 
@@ -84,7 +115,11 @@ fn binomial_matches_statsmodels() {
 #[test]
 fn poisson_matches_statsmodels() {
     let ctx = Context::local(2).unwrap();
-    for name in ["glm_poisson_log", "glm_poisson_log_weighted", "glm_poisson_log_no_intercept"] {
+    for name in [
+        "glm_poisson_log",
+        "glm_poisson_log_weighted",
+        "glm_poisson_log_no_intercept",
+    ] {
         let m = check(&ctx, name);
         assert!(m.summary.training.iterations >= 2 && m.summary.training.iterations <= 25);
     }
@@ -112,7 +147,10 @@ fn gaussian_ridge_is_sparks_standardised_ridge() {
     // IRLS with a penalty shrinks the coefficients of a Poisson model.
     let f = fixture("glm_poisson_log");
     let data = ctx.parallelize(points(&f), 2);
-    let free = GeneralizedLinearRegression::new().family(Family::Poisson).fit(&data).unwrap();
+    let free = GeneralizedLinearRegression::new()
+        .family(Family::Poisson)
+        .fit(&data)
+        .unwrap();
     let ridge = GeneralizedLinearRegression::new()
         .family(Family::Poisson)
         .reg_param(0.5)
@@ -139,7 +177,10 @@ fn shipped_tasks_give_the_same_model_and_models_round_trip() {
     assert!((a - b).abs() <= 1e-14 * b.abs());
     assert!((b - (shipped.predict_link(&x)).exp()).abs() < 1e-12);
     let f = fixture("glm_poisson_log_weighted");
-    let pairs = back.transform(&shipped_ctx.parallelize(points(&f), 2)).collect().unwrap();
+    let pairs = back
+        .transform(&shipped_ctx.parallelize(points(&f), 2))
+        .collect()
+        .unwrap();
     assert_eq!(pairs.len(), 300);
 }
 
@@ -168,7 +209,10 @@ fn labels_outside_the_family_and_bad_parameters_are_clear_errors() {
         .fit(&ctx.parallelize(rows(1.0), 2))
         .unwrap_err();
     assert!(matches!(e, MlError::Param { name: "link", .. }), "{e}");
-    assert!(e.to_string().contains("poisson family supports log, identity, sqrt"), "{e}");
+    assert!(
+        e.to_string().contains("poisson family supports log, identity, sqrt"),
+        "{e}"
+    );
     let e = GeneralizedLinearRegression::new()
         .reg_param(-0.1)
         .fit(&ctx.parallelize(rows(1.0), 2))

@@ -58,12 +58,32 @@ fn check(ctx: &Context, name: &str) -> LinearRegressionModel {
     let data = ctx.parallelize(points(&f), 3);
     let model = estimator(&f).fit(&data).unwrap();
     let e = &f["expected"];
-    assert_close(&format!("{name} coefficients"), &model.coefficients, &floats(&e["coefficients"]), 1e-6);
-    assert_close(&format!("{name} intercept"), &[model.intercept], &[e["intercept"].as_f64().unwrap()], 1e-6);
+    assert_close(
+        &format!("{name} coefficients"),
+        &model.coefficients,
+        &floats(&e["coefficients"]),
+        1e-6,
+    );
+    assert_close(
+        &format!("{name} intercept"),
+        &[model.intercept],
+        &[e["intercept"].as_f64().unwrap()],
+        1e-6,
+    );
     if let Some(se) = e.get("standard_errors") {
         let s = &model.summary;
-        assert_close(&format!("{name} se"), s.coefficient_standard_errors.as_ref().unwrap(), &floats(se), 1e-6);
-        assert_close(&format!("{name} p"), s.p_values.as_ref().unwrap(), &floats(&e["p_values"]), 1e-4);
+        assert_close(
+            &format!("{name} se"),
+            s.coefficient_standard_errors.as_ref().unwrap(),
+            &floats(se),
+            1e-6,
+        );
+        assert_close(
+            &format!("{name} p"),
+            s.p_values.as_ref().unwrap(),
+            &floats(&e["p_values"]),
+            1e-4,
+        );
     }
     if let Some(rmse) = e.get("rmse") {
         let s = &model.summary;
@@ -84,7 +104,12 @@ fn least_squares_matches_numpy_and_statsmodels() {
 #[test]
 fn ridge_matches_sparks_standardised_normal_equations() {
     let ctx = Context::local(2).unwrap();
-    for name in ["ridge", "ridge_no_standardization", "ridge_no_intercept", "ridge_weighted"] {
+    for name in [
+        "ridge",
+        "ridge_no_standardization",
+        "ridge_no_intercept",
+        "ridge_weighted",
+    ] {
         check(&ctx, name);
     }
 }
@@ -119,7 +144,10 @@ fn shipped_tasks_give_the_same_model_and_models_round_trip() {
     assert_eq!(back.summary.num_instances, shipped.summary.num_instances);
     let x = Vector::Dense(vec![1.0, 2.0, 3.0, 4.0]);
     assert_close("loaded predict", &[back.predict(&x)], &[shipped.predict(&x)], 1e-14);
-    let pairs = back.transform(&ctx.parallelize(points(&fixture("ridge_weighted")), 2)).collect().unwrap();
+    let pairs = back
+        .transform(&ctx.parallelize(points(&fixture("ridge_weighted")), 2))
+        .collect()
+        .unwrap();
     assert_eq!(pairs.len(), 300);
 }
 
@@ -131,7 +159,9 @@ fn err(data: Rdd<LabeledPoint>, lr: LinearRegression) -> String {
 fn bad_input_is_a_clear_error() {
     let ctx = Context::local(2).unwrap();
     let good = |n: usize| -> Vec<LabeledPoint> {
-        (0..n).map(|i| LabeledPoint::new(i as f64, vec![i as f64, (i * i) as f64])).collect()
+        (0..n)
+            .map(|i| LabeledPoint::new(i as f64, vec![i as f64, (i * i) as f64]))
+            .collect()
     };
     let mut rows = good(10);
     rows[3].features = Vector::Dense(vec![f64::NAN, 1.0]);
@@ -148,9 +178,15 @@ fn bad_input_is_a_clear_error() {
     assert!(err(ctx.parallelize(Vec::new(), 2), LinearRegression::new()).contains("empty"));
     let e = err(ctx.parallelize(good(10), 2), LinearRegression::new().reg_param(-1.0));
     assert!(e.contains("reg_param"), "{e}");
-    let e = err(ctx.parallelize(good(10), 2), LinearRegression::new().elastic_net_param(1.5));
+    let e = err(
+        ctx.parallelize(good(10), 2),
+        LinearRegression::new().elastic_net_param(1.5),
+    );
     assert!(e.contains("elastic_net_param"), "{e}");
-    let e = err(ctx.parallelize(good(10), 2), LinearRegression::new().solver(Solver::LBfgs));
+    let e = err(
+        ctx.parallelize(good(10), 2),
+        LinearRegression::new().solver(Solver::LBfgs),
+    );
     assert!(e.contains("l-bfgs"), "{e}");
     // Collinear features without a penalty.
     let rows: Vec<LabeledPoint> = (0..10)
@@ -159,7 +195,9 @@ fn bad_input_is_a_clear_error() {
     let e = err(ctx.parallelize(rows, 2), LinearRegression::new());
     assert!(e.contains("collinear"), "{e}");
     assert!(matches!(
-        LinearRegression::new().reg_param(f64::NAN).fit(&ctx.parallelize(good(3), 1)),
+        LinearRegression::new()
+            .reg_param(f64::NAN)
+            .fit(&ctx.parallelize(good(3), 1)),
         Err(MlError::Param { name: "reg_param", .. })
     ));
 }
@@ -172,11 +210,18 @@ fn constant_features_and_labels_follow_spark() {
         .map(|i| LabeledPoint::new(3.0 * i as f64 + 1.0, vec![i as f64, 5.0]))
         .collect();
     let m = LinearRegression::new().fit(&ctx.parallelize(rows, 2)).unwrap();
-    assert!((m.coefficients[0] - 3.0).abs() < 1e-9 && m.coefficients[1] == 0.0, "{:?}", m.coefficients);
+    assert!(
+        (m.coefficients[0] - 3.0).abs() < 1e-9 && m.coefficients[1] == 0.0,
+        "{:?}",
+        m.coefficients
+    );
     assert!((m.intercept - 1.0).abs() < 1e-9);
     // A constant label: coefficients 0, intercept the label.
     let rows: Vec<LabeledPoint> = (0..20).map(|i| LabeledPoint::new(2.5, vec![i as f64])).collect();
-    let m = LinearRegression::new().reg_param(0.3).fit(&ctx.parallelize(rows, 2)).unwrap();
+    let m = LinearRegression::new()
+        .reg_param(0.3)
+        .fit(&ctx.parallelize(rows, 2))
+        .unwrap();
     assert_eq!(m.coefficients, vec![0.0]);
     assert!((m.intercept - 2.5).abs() < 1e-12);
 }

@@ -38,15 +38,7 @@ pub fn spr_add(alpha: f64, v: &[f64], packed: &mut [f64]) {
 /// column of ones (the intercept column, last): `packed += Σ_r w_r a_r a_rᵀ` and
 /// `az += Σ_r w_r a_r z_r` with `a_r = [x_r, 1]`, so `packed` is `(cols+1)`-square and `az` has
 /// `cols + 1` entries. Rows of weight 0 are skipped.
-pub fn gram_accumulate(
-    x: &[f64],
-    rows: usize,
-    cols: usize,
-    w: &[f64],
-    z: &[f64],
-    packed: &mut [f64],
-    az: &mut [f64],
-) {
+pub fn gram_accumulate(x: &[f64], rows: usize, cols: usize, w: &[f64], z: &[f64], packed: &mut [f64], az: &mut [f64]) {
     debug_assert_eq!(x.len(), rows * cols);
     debug_assert_eq!(packed.len(), packed_len(cols + 1));
     debug_assert_eq!(az.len(), cols + 1);

@@ -52,7 +52,11 @@ impl Family {
             "binomial" => Ok(Family::Binomial),
             "poisson" => Ok(Family::Poisson),
             "gamma" => Ok(Family::Gamma),
-            _ => Err(MlError::param("family", name, "one of gaussian, binomial, poisson, gamma")),
+            _ => Err(MlError::param(
+                "family",
+                name,
+                "one of gaussian, binomial, poisson, gamma",
+            )),
         }
     }
 
@@ -345,7 +349,10 @@ mod tests {
                 assert!((link.unlink(eta) - mu).abs() < 1e-12, "{link}");
                 let h = 1e-6;
                 let numeric = (link.link(mu + h) - link.link(mu - h)) / (2.0 * h);
-                assert!((numeric - link.deriv(mu)).abs() < 1e-6 * numeric.abs().max(1.0), "{link}");
+                assert!(
+                    (numeric - link.deriv(mu)).abs() < 1e-6 * numeric.abs().max(1.0),
+                    "{link}"
+                );
             }
         }
     }

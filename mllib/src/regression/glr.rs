@@ -157,7 +157,13 @@ impl GeneralizedLinearRegression {
         self.validate()?;
         let start = Instant::now();
         let prepared = prepare(data, Some(self.family))?;
-        let result = self.fit_blocks(&prepared.blocks, prepared.cols, prepared.rows, prepared.label_mean, start);
+        let result = self.fit_blocks(
+            &prepared.blocks,
+            prepared.cols,
+            prepared.rows,
+            prepared.label_mean,
+            start,
+        );
         prepared.blocks.unpersist();
         result
     }
@@ -309,7 +315,12 @@ struct FinalStats {
     aic: AicTerms,
 }
 
-fn final_stats(blocks: &Rdd<InstanceBlock>, fitted: Fitted, fit_intercept: bool, label_mean: f64) -> Result<FinalStats> {
+fn final_stats(
+    blocks: &Rdd<InstanceBlock>,
+    fitted: Fitted,
+    fit_intercept: bool,
+    label_mean: f64,
+) -> Result<FinalStats> {
     let null_mu = if fit_intercept {
         label_mean
     } else {
@@ -318,20 +329,23 @@ fn final_stats(blocks: &Rdd<InstanceBlock>, fitted: Fitted, fit_intercept: bool,
     let bc = blocks.context().broadcast((fitted, null_mu));
     let stats = blocks.tree_aggregate(
         FinalStats::default(),
-        with(bc, |bc: &Broadcast<(Fitted, f64)>, mut acc: FinalStats, block: InstanceBlock| {
-            let (m, null_mu) = bc.value();
-            let family = m.family;
-            for r in 0..block.rows {
-                let (y, w) = (block.labels[r], block.weights[r]);
-                let mu = family.project(m.link.unlink(dot(block.row(r), &m.coefficients) + m.intercept));
-                acc.deviance += family.deviance(y, mu, w);
-                acc.null_deviance += family.deviance(y, *null_mu, w);
-                acc.pearson += w * (y - mu) * (y - mu) / family.variance(mu);
-                acc.weight_sum += w;
-                acc.aic.add(family, y, mu, w);
-            }
-            acc
-        }),
+        with(
+            bc,
+            |bc: &Broadcast<(Fitted, f64)>, mut acc: FinalStats, block: InstanceBlock| {
+                let (m, null_mu) = bc.value();
+                let family = m.family;
+                for r in 0..block.rows {
+                    let (y, w) = (block.labels[r], block.weights[r]);
+                    let mu = family.project(m.link.unlink(dot(block.row(r), &m.coefficients) + m.intercept));
+                    acc.deviance += family.deviance(y, mu, w);
+                    acc.null_deviance += family.deviance(y, *null_mu, w);
+                    acc.pearson += w * (y - mu) * (y - mu) / family.variance(mu);
+                    acc.weight_sum += w;
+                    acc.aic.add(family, y, mu, w);
+                }
+                acc
+            },
+        ),
         |mut a: FinalStats, b: FinalStats| {
             a.deviance += b.deviance;
             a.null_deviance += b.null_deviance;
@@ -408,9 +422,10 @@ impl GeneralizedLinearRegressionModel {
 
     /// `(label, predicted mean)` for every point.
     pub fn transform(&self, data: &Rdd<LabeledPoint>) -> Rdd<(f64, f64)> {
-        data.map(with(self.clone(), |m: &GeneralizedLinearRegressionModel, p: LabeledPoint| {
-            (p.label, m.predict(&p.features))
-        }))
+        data.map(with(
+            self.clone(),
+            |m: &GeneralizedLinearRegressionModel, p: LabeledPoint| (p.label, m.predict(&p.features)),
+        ))
     }
 
     /// Writes the model to `path`.

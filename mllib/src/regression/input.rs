@@ -29,7 +29,9 @@ impl Scan {
         match self.cols {
             None => self.cols = Some(n),
             Some(c) if c != n => {
-                self.problem = Some(format!("rows have {c} and {n} features: every row needs the same count"));
+                self.problem = Some(format!(
+                    "rows have {c} and {n} features: every row needs the same count"
+                ));
                 return self;
             }
             _ => {}
@@ -70,7 +72,9 @@ impl Scan {
         self.weighted_label_sum += o.weighted_label_sum;
         match (self.cols, o.cols) {
             (Some(a), Some(b)) if a != b => {
-                self.problem = Some(format!("rows have {a} and {b} features: every row needs the same count"));
+                self.problem = Some(format!(
+                    "rows have {a} and {b} features: every row needs the same count"
+                ));
             }
             (None, b) => self.cols = b,
             _ => {}

@@ -142,7 +142,11 @@ impl LinearRegression {
             return Err(MlError::param("reg_param", self.reg_param, "a finite value >= 0"));
         }
         if !(0.0..=1.0).contains(&self.elastic_net_param) {
-            return Err(MlError::param("elastic_net_param", self.elastic_net_param, "a value in [0, 1]"));
+            return Err(MlError::param(
+                "elastic_net_param",
+                self.elastic_net_param,
+                "a value in [0, 1]",
+            ));
         }
         if self.solver == Solver::LBfgs {
             return Err(MlError::param(
@@ -160,7 +164,13 @@ impl LinearRegression {
         self.validate()?;
         let start = Instant::now();
         let prepared = prepare(data, None)?;
-        let result = self.fit_blocks(&prepared.blocks, prepared.cols, prepared.rows, prepared.label_mean, start);
+        let result = self.fit_blocks(
+            &prepared.blocks,
+            prepared.cols,
+            prepared.rows,
+            prepared.label_mean,
+            start,
+        );
         prepared.blocks.unpersist();
         result
     }

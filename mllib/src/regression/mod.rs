@@ -11,10 +11,10 @@ pub mod dist;
 pub mod family;
 pub mod glr;
 pub mod linear;
+pub mod wls;
 
 mod cd;
 mod input;
-mod wls;
 
 pub use family::{Family, Link};
 pub use glr::{GeneralizedLinearRegression, GeneralizedLinearRegressionModel, GeneralizedLinearRegressionSummary};

@@ -62,7 +62,15 @@ impl NormalStats {
     }
 
     fn add_block(&mut self, block: &InstanceBlock, w: &[f64], z: &[f64]) {
-        gram_accumulate(&block.features, block.rows, block.cols, w, z, &mut self.gram, &mut self.az);
+        gram_accumulate(
+            &block.features,
+            block.rows,
+            block.cols,
+            w,
+            z,
+            &mut self.gram,
+            &mut self.az,
+        );
         self.zz += w.iter().zip(z).map(|(w, z)| w * z * z).sum::<f64>();
         self.count += block.rows as u64;
     }
@@ -152,12 +160,15 @@ pub(crate) fn normal_stats(blocks: &Rdd<InstanceBlock>, cols: usize, response: W
     let bc = blocks.context().broadcast(response);
     let stats = blocks.tree_aggregate(
         NormalStats::new(cols),
-        with(bc, |bc: &Broadcast<WorkingResponse>, mut acc: NormalStats, block: InstanceBlock| {
-            let (mut w, mut z) = (Vec::with_capacity(block.rows), Vec::with_capacity(block.rows));
-            acc.deviance += bc.value().fill(&block, &mut w, &mut z);
-            acc.add_block(&block, &w, &z);
-            acc
-        }),
+        with(
+            bc,
+            |bc: &Broadcast<WorkingResponse>, mut acc: NormalStats, block: InstanceBlock| {
+                let (mut w, mut z) = (Vec::with_capacity(block.rows), Vec::with_capacity(block.rows));
+                acc.deviance += bc.value().fill(&block, &mut w, &mut z);
+                acc.add_block(&block, &w, &z);
+                acc
+            },
+        ),
         |a: NormalStats, b: NormalStats| a.merge(b),
         2,
     )?;
@@ -254,7 +265,10 @@ pub(crate) fn solve(stats: &NormalStats, p: &WlsParams) -> Result<WlsSolution> {
         }
         rhs[r] = stats.az[i] / wsum - if p.fit_intercept { mx[i] * mz } else { 0.0 };
     }
-    let l2: Vec<f64> = active.iter().map(|&j| lambda(j) * (1.0 - p.elastic_net_param)).collect();
+    let l2: Vec<f64> = active
+        .iter()
+        .map(|&j| lambda(j) * (1.0 - p.elastic_net_param))
+        .collect();
     let l1: Vec<f64> = active
         .iter()
         .map(|&j| p.reg_param * p.elastic_net_param * if p.standardize_features { sigma(j) } else { 1.0 })
