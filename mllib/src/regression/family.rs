@@ -13,7 +13,7 @@ use crate::error::{MlError, Result};
 const EPSILON: f64 = 1e-16;
 
 /// The error distribution of a generalized linear model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Family {
     /// Normal errors, variance 1; canonical link identity.
     Gaussian,
@@ -23,10 +23,18 @@ pub enum Family {
     Poisson,
     /// Positive labels, variance `μ²`; canonical link inverse.
     Gamma,
+    /// Tweedie: variance `μ^p` for a variance power `p` of 0 or at least 1 (labels ≥ 0 for
+    /// `1 ≤ p < 2`, > 0 for `p ≥ 2`); default link the power link `η = μ^(1−p)`. Spark
+    /// treats it apart from the named families: its dispersion is always estimated and it
+    /// has no AIC (NaN here).
+    Tweedie {
+        /// `p`.
+        variance_power: f64,
+    },
 }
 
 /// The link `η = g(μ)` between the linear predictor and the mean.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Link {
     /// `η = μ`.
     Identity,
@@ -42,20 +50,24 @@ pub enum Link {
     Inverse,
     /// `η = √μ`.
     Sqrt,
+    /// `η = μ^λ` (`ln μ` for `λ = 0`): the links of the Tweedie family.
+    Power(f64),
 }
 
 impl Family {
-    /// Parses Spark's family names (`gaussian`, `binomial`, `poisson`, `gamma`).
+    /// Parses Spark's family names (`gaussian`, `binomial`, `poisson`, `gamma`, and
+    /// `tweedie` with Spark's default variance power 0).
     pub fn parse(name: &str) -> Result<Family> {
         match name.to_ascii_lowercase().as_str() {
             "gaussian" => Ok(Family::Gaussian),
             "binomial" => Ok(Family::Binomial),
             "poisson" => Ok(Family::Poisson),
             "gamma" => Ok(Family::Gamma),
+            "tweedie" => Ok(Family::Tweedie { variance_power: 0.0 }),
             _ => Err(MlError::param(
                 "family",
                 name,
-                "one of gaussian, binomial, poisson, gamma",
+                "one of gaussian, binomial, poisson, gamma, tweedie",
             )),
         }
     }
@@ -67,16 +79,26 @@ impl Family {
             Family::Binomial => Link::Logit,
             Family::Poisson => Link::Log,
             Family::Gamma => Link::Inverse,
+            Family::Tweedie { variance_power } => Link::Power(1.0 - variance_power),
         }
     }
 
-    /// The links Spark accepts with this family.
+    /// Whether Spark accepts `link` with this family.
+    pub fn supports(self, link: Link) -> bool {
+        match self {
+            Family::Tweedie { .. } => matches!(link, Link::Power(_) | Link::Log | Link::Identity),
+            _ => self.supported_links().contains(&link),
+        }
+    }
+
+    /// The links Spark accepts with this family (the Tweedie family takes any power link).
     pub fn supported_links(self) -> &'static [Link] {
         match self {
             Family::Gaussian => &[Link::Identity, Link::Log, Link::Inverse],
             Family::Binomial => &[Link::Logit, Link::Probit, Link::CLogLog],
             Family::Poisson => &[Link::Log, Link::Identity, Link::Sqrt],
             Family::Gamma => &[Link::Inverse, Link::Identity, Link::Log],
+            Family::Tweedie { .. } => &[Link::Log, Link::Identity],
         }
     }
 
@@ -96,6 +118,13 @@ impl Family {
             Family::Poisson => Err("the poisson family needs labels >= 0"),
             Family::Gamma if y > 0.0 => Ok(()),
             Family::Gamma => Err("the gamma family needs labels > 0"),
+            Family::Tweedie { variance_power: p } if p >= 2.0 && y <= 0.0 => {
+                Err("the tweedie family with variance power >= 2 needs labels > 0")
+            }
+            Family::Tweedie { variance_power: p } if p >= 1.0 && y < 0.0 => {
+                Err("the tweedie family with variance power >= 1 needs labels >= 0")
+            }
+            Family::Tweedie { .. } => Ok(()),
         }
     }
 
@@ -104,7 +133,7 @@ impl Family {
         match self {
             Family::Gaussian | Family::Gamma => y,
             Family::Binomial => (weight * y + 0.5) / (weight + 1.0),
-            Family::Poisson => {
+            Family::Poisson | Family::Tweedie { .. } => {
                 if y == 0.0 {
                     0.1
                 } else {
@@ -121,6 +150,7 @@ impl Family {
             Family::Binomial => mu * (1.0 - mu),
             Family::Poisson => mu,
             Family::Gamma => mu * mu,
+            Family::Tweedie { variance_power } => mu.powf(variance_power),
         }
     }
 
@@ -135,7 +165,7 @@ impl Family {
                 }
             }
             Family::Binomial => mu.clamp(EPSILON, 1.0 - EPSILON),
-            Family::Poisson | Family::Gamma => {
+            Family::Poisson | Family::Gamma | Family::Tweedie { .. } => {
                 if mu < EPSILON {
                     EPSILON
                 } else if mu.is_infinite() {
@@ -155,6 +185,19 @@ impl Family {
             Family::Binomial => 2.0 * weight * (ylogy(y, mu) + ylogy(1.0 - y, 1.0 - mu)),
             Family::Poisson => 2.0 * weight * (ylogy(y, mu) - (y - mu)),
             Family::Gamma => -2.0 * weight * ((y / mu).ln() - (y - mu) / mu),
+            Family::Tweedie { variance_power: p } => {
+                if p == 0.0 {
+                    Family::Gaussian.deviance(y, mu, weight)
+                } else if p == 1.0 {
+                    Family::Poisson.deviance(y, mu, weight)
+                } else if p == 2.0 {
+                    Family::Gamma.deviance(y, mu, weight)
+                } else {
+                    2.0 * weight
+                        * (y.powf(2.0 - p) / ((1.0 - p) * (2.0 - p)) - y * mu.powf(1.0 - p) / (1.0 - p)
+                            + mu.powf(2.0 - p) / (2.0 - p))
+                }
+            }
         }
     }
 
@@ -174,6 +217,7 @@ impl Family {
                 let disp = deviance / weight_sum;
                 -2.0 * rows.gamma_ll(disp) + 2.0
             }
+            Family::Tweedie { .. } => f64::NAN,
         }
     }
 }
@@ -221,6 +265,7 @@ impl AicTerms {
                 self.gamma[2] += w * y / mu;
                 self.gamma[3] += w * mu.ln();
             }
+            Family::Tweedie { .. } => {}
         }
     }
 
@@ -273,6 +318,8 @@ impl Link {
             Link::CLogLog => (-(-mu).ln_1p()).ln(),
             Link::Inverse => 1.0 / mu,
             Link::Sqrt => mu.sqrt(),
+            Link::Power(0.0) => mu.ln(),
+            Link::Power(l) => mu.powf(l),
         }
     }
 
@@ -286,6 +333,8 @@ impl Link {
             Link::CLogLog => -(-eta.exp()).exp_m1(),
             Link::Inverse => 1.0 / eta,
             Link::Sqrt => eta * eta,
+            Link::Power(0.0) => eta.exp(),
+            Link::Power(l) => eta.powf(1.0 / l),
         }
     }
 
@@ -299,6 +348,8 @@ impl Link {
             Link::CLogLog => 1.0 / ((mu - 1.0) * (-mu).ln_1p()),
             Link::Inverse => -1.0 / (mu * mu),
             Link::Sqrt => 1.0 / (2.0 * mu.sqrt()),
+            Link::Power(0.0) => 1.0 / mu,
+            Link::Power(l) => l * mu.powf(l - 1.0),
         }
     }
 }
@@ -310,6 +361,7 @@ impl fmt::Display for Family {
             Family::Binomial => "binomial",
             Family::Poisson => "poisson",
             Family::Gamma => "gamma",
+            Family::Tweedie { variance_power } => return write!(f, "tweedie({variance_power})"),
         })
     }
 }
@@ -324,6 +376,7 @@ impl fmt::Display for Link {
             Link::CLogLog => "cloglog",
             Link::Inverse => "inverse",
             Link::Sqrt => "sqrt",
+            Link::Power(l) => return write!(f, "power({l})"),
         })
     }
 }
@@ -342,6 +395,9 @@ mod tests {
             Link::CLogLog,
             Link::Inverse,
             Link::Sqrt,
+            Link::Power(0.0),
+            Link::Power(-0.5),
+            Link::Power(1.5),
         ];
         for link in links {
             for mu in [0.1, 0.35, 0.8] {

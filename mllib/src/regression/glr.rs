@@ -11,6 +11,8 @@
 //!   IRLS runs its weighted least squares without standardisation; see [`super::wls`]).
 //! - It stops when no coefficient (intercept included) moves by `tol` or more, or after
 //!   `max_iter` iterations.
+//! - The Tweedie family (variance `μ^p`, power links `η = μ^λ`, default `λ = 1 − p`) runs
+//!   the same IRLS; like Spark, its dispersion is estimated and it has no AIC (NaN).
 //! - The gaussian family with the identity link is solved directly, in one pass, with Spark's
 //!   standardised ridge penalty `λ/(2σ_y) Σ σ_j² β_j²` (what Spark does for it).
 //!
@@ -131,8 +133,16 @@ impl GeneralizedLinearRegression {
 
     fn validate(&self) -> Result<()> {
         let link = self.link_used();
-        if !self.family.supported_links().contains(&link) {
-            let names: Vec<String> = self.family.supported_links().iter().map(|l| l.to_string()).collect();
+        if let Family::Tweedie { variance_power: p } = self.family
+            && !(p == 0.0 || (p >= 1.0 && p.is_finite()))
+        {
+            return Err(MlError::param("variance_power", p, "0 or a finite value >= 1"));
+        }
+        if !self.family.supports(link) {
+            let mut names: Vec<String> = self.family.supported_links().iter().map(|l| l.to_string()).collect();
+            if let Family::Tweedie { .. } = self.family {
+                names.insert(0, "power(λ)".into());
+            }
             return Err(MlError::param(
                 "link",
                 link,

@@ -1,6 +1,6 @@
 //! Regression: [`LinearRegression`] (normal equations, ridge and elastic net, Spark's
-//! objective) and [`GeneralizedLinearRegression`] (IRLS for the gaussian, binomial, Poisson
-//! and gamma families, with Spark's training summary: standard errors, p-values, deviance,
+//! objective) and [`GeneralizedLinearRegression`] (IRLS for the gaussian, binomial, Poisson,
+//! gamma and Tweedie families, with Spark's training summary: standard errors, p-values, deviance,
 //! AIC).
 //!
 //! Both accumulate the weighted Gram matrix `XᵀWX` and `XᵀWz` of the cached instance blocks in
