@@ -264,3 +264,30 @@ fn labels_outside_the_family_and_bad_parameters_are_clear_errors() {
     assert!(e.to_string().contains("empty"), "{e}");
     assert!(Family::parse("weibull").is_err());
 }
+
+#[test]
+fn iteration_limits_and_separable_data() {
+    let ctx = Context::local(2).unwrap();
+    let f = fixture("glm_poisson_log");
+    let m = GeneralizedLinearRegression::new()
+        .family(Family::Poisson)
+        .max_iter(1)
+        .fit(&ctx.parallelize(points(&f), 2))
+        .unwrap();
+    assert_eq!(m.summary.training.iterations, 1);
+    assert!(!m.summary.training.converged);
+    assert_eq!(m.summary.training.loss_history.len(), 2);
+    // Perfectly separable classes: the coefficient runs away and IRLS stops unconverged.
+    let rows: Vec<LabeledPoint> = (0..20)
+        .map(|i| LabeledPoint::new(f64::from(u8::from(i >= 10)), vec![i as f64]))
+        .collect();
+    let m = GeneralizedLinearRegression::new()
+        .family(Family::Binomial)
+        .fit(&ctx.parallelize(rows, 2))
+        .unwrap();
+    assert!(
+        !m.summary.training.converged && m.coefficients[0] > 10.0,
+        "{:?}",
+        m.coefficients
+    );
+}

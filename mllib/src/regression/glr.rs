@@ -420,12 +420,12 @@ pub struct GeneralizedLinearRegressionModel {
 const KIND: &str = "GeneralizedLinearRegressionModel";
 
 impl GeneralizedLinearRegressionModel {
-    /// The linear predictor `η = xᵀβ + b`.
+    /// The linear predictor `η = xᵀβ + b`. `features` must have one entry per coefficient.
     pub fn predict_link(&self, features: &Vector) -> f64 {
         features.dot(&self.coefficients) + self.intercept
     }
 
-    /// The predicted mean `μ = g⁻¹(η)`.
+    /// The predicted mean `μ = g⁻¹(η)` (projected into the family's range, as Spark).
     pub fn predict(&self, features: &Vector) -> f64 {
         self.family.project(self.link.unlink(self.predict_link(features)))
     }

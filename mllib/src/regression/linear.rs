@@ -311,7 +311,7 @@ pub struct LinearRegressionModel {
 const KIND: &str = "LinearRegressionModel";
 
 impl LinearRegressionModel {
-    /// `xᵀβ + b`.
+    /// `xᵀβ + b`. `features` must have one entry per coefficient.
     pub fn predict(&self, features: &Vector) -> f64 {
         features.dot(&self.coefficients) + self.intercept
     }
