@@ -11,9 +11,11 @@
 //! - [`data`]: labelled points and instance blocks, CSV and LIBSVM readers, random splits;
 //! - [`feature`]: one-pass feature statistics, standard and min-max scalers;
 //! - [`classification`]: logistic regression, linear SVM;
+//! - [`regression`]: linear regression, generalized linear models (IRLS);
 //! - [`evaluation`]: binary, multiclass, regression and clustering metrics;
 //! - [`pipeline`]: transformers, estimators and pipelines of them;
 //! - [`optim`]: L-BFGS, OWL-QN (L1) and mini-batch gradient descent;
+//! - [`regression`]: linear regression and generalized linear models;
 //! - [`persist`]: versioned model files; [`summary`]: training summaries;
 //! - [`error`]: the error type, [`MlError`].
 #![forbid(unsafe_code)]
@@ -29,6 +31,7 @@ pub mod linalg;
 pub mod optim;
 pub mod persist;
 pub mod pipeline;
+pub mod regression;
 pub mod summary;
 
 pub use clustering::{KMeans, KMeansModel};

@@ -59,7 +59,7 @@ fn main() {
         let (sse, n) = model
             .transform(&points)
             .map(|(y, p): (f64, f64)| ((y - p) * (y - p), 1u64))
-            .reduce(|a, b| (a.0 + b.0, a.1 + b.1))?;
+            .reduce(|a: (f64, u64), b: (f64, u64)| (a.0 + b.0, a.1 + b.1))?;
         let rmse = (sse / n.max(1) as f64).sqrt();
         let s = &model.summary;
         if args.common.json {

@@ -3,6 +3,7 @@
 //! Kernels are tight loops over `f64` slices (row-major blocks), written so that the compiler
 //! vectorises them; they are the seam for other devices (issue 6: wgpu).
 
+pub mod dense;
 pub mod gemm;
 pub mod kernels;
 mod vector;

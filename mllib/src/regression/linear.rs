@@ -1,0 +1,335 @@
+//! Linear regression by the normal equations, as Spark ML's `LinearRegression` with solver
+//! `normal` (Spark's `WeightedLeastSquares`, features standardised when `standardization`
+//! is on, the label always): one job accumulates the weighted Gram matrix, the driver solves.
+//!
+//! The objective (see [`super::wls`] for the derivation from Spark's standardised one), with
+//! `W = Σ w_i`, `σ_y` and `σ_j` the population weighted standard deviations of the label and
+//! of feature `j`, `s_j = σ_j` with standardization and 1 without, `λ = reg_param`,
+//! `α = elastic_net_param`:
+//!
+//! ```text
+//! 1/(2W) Σ_i w_i (x_iᵀβ + b − y_i)²  +  λ(1−α)/(2σ_y) Σ_j (s_j β_j)²  +  λα Σ_j s_j |β_j|
+//! ```
+//!
+//! (the intercept `b` is not penalised; without an intercept `b = 0`). Ridge (`α = 0`) is one
+//! Cholesky solve; the elastic net (`α > 0`) runs cyclic coordinate descent on the same normal
+//! equations, the optimum Spark's OWL-QN on them approaches. Features of zero variance get
+//! coefficient 0, as in Spark.
+//!
+//! The summary: objective at the optimum, RMSE, MSE, MAE and R² on the training data
+//! (weighted; R² about the weighted mean, or about 0 without an intercept, as Spark), and for
+//! `α = 0` Spark's coefficient standard errors `sqrt(σ̂² · diag((XᵀWX + penalty)⁻¹))` with
+//! `σ̂² = Σ w r² / (n − rank)`, t values and Student t p-values.
+
+use std::path::Path;
+use std::time::Instant;
+
+use flint_engine::{Broadcast, Rdd, with};
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use super::dist::student_t_two_sided_p;
+use super::input::prepare;
+use super::wls::{WlsParams, WorkingResponse, normal_stats, solve};
+use crate::data::{InstanceBlock, LabeledPoint};
+use crate::error::{MlError, Result};
+use crate::linalg::Vector;
+use crate::linalg::kernels::dot;
+use crate::persist::{load_model, save_model};
+use crate::summary::TrainingSummary;
+
+/// Most features the normal equations are used for with solver `auto` (Spark's
+/// `WeightedLeastSquares.MAX_NUM_FEATURES`).
+pub const MAX_NORMAL_FEATURES: usize = 4096;
+
+/// How [`LinearRegression`] solves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Solver {
+    /// The normal equations up to [`MAX_NORMAL_FEATURES`] features, L-BFGS beyond.
+    Auto,
+    /// The normal equations.
+    Normal,
+    /// L-BFGS / OWL-QN on the loss (not available yet in this build: an error).
+    LBfgs,
+}
+
+impl Solver {
+    /// Parses Spark's solver names (`auto`, `normal`, `l-bfgs`).
+    pub fn parse(name: &str) -> Result<Solver> {
+        match name.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Solver::Auto),
+            "normal" => Ok(Solver::Normal),
+            "l-bfgs" | "lbfgs" => Ok(Solver::LBfgs),
+            _ => Err(MlError::param("solver", name, "one of auto, normal, l-bfgs")),
+        }
+    }
+}
+
+/// The linear regression estimator. Defaults: `reg_param = 0`, `elastic_net_param = 0`,
+/// an intercept, `standardization = true`, solver `auto`; row weights come from the points.
+///
+/// ```
+/// use flint_engine::Context;
+/// use flint_mllib::{LabeledPoint, Vector};
+/// use flint_mllib::regression::LinearRegression;
+/// let ctx = Context::local(2).unwrap();
+/// let rows: Vec<LabeledPoint> = (0..20)
+///     .map(|i| { let x = i as f64; LabeledPoint::new(1.0 + 2.0 * x, vec![x]) })
+///     .collect();
+/// let model = LinearRegression::new().fit(&ctx.parallelize(rows, 2)).unwrap();
+/// assert!((model.coefficients[0] - 2.0).abs() < 1e-9 && (model.intercept - 1.0).abs() < 1e-9);
+/// assert!((model.predict(&Vector::Dense(vec![3.0])) - 7.0).abs() < 1e-9);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinearRegression {
+    reg_param: f64,
+    elastic_net_param: f64,
+    fit_intercept: bool,
+    standardization: bool,
+    solver: Solver,
+}
+
+impl Default for LinearRegression {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LinearRegression {
+    /// The estimator with the defaults.
+    pub fn new() -> Self {
+        LinearRegression {
+            reg_param: 0.0,
+            elastic_net_param: 0.0,
+            fit_intercept: true,
+            standardization: true,
+            solver: Solver::Auto,
+        }
+    }
+
+    /// Regularization strength `λ ≥ 0` (default 0).
+    pub fn reg_param(mut self, reg: f64) -> Self {
+        self.reg_param = reg;
+        self
+    }
+
+    /// Elastic-net mixing `α` in `[0, 1]`: 0 is ridge, 1 is lasso (default 0).
+    pub fn elastic_net_param(mut self, alpha: f64) -> Self {
+        self.elastic_net_param = alpha;
+        self
+    }
+
+    /// Whether to fit an intercept (default true).
+    pub fn fit_intercept(mut self, on: bool) -> Self {
+        self.fit_intercept = on;
+        self
+    }
+
+    /// Whether the penalty applies to standardised features (default true).
+    pub fn standardization(mut self, on: bool) -> Self {
+        self.standardization = on;
+        self
+    }
+
+    /// The solver (default auto).
+    pub fn solver(mut self, solver: Solver) -> Self {
+        self.solver = solver;
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(self.reg_param >= 0.0 && self.reg_param.is_finite()) {
+            return Err(MlError::param("reg_param", self.reg_param, "a finite value >= 0"));
+        }
+        if !(0.0..=1.0).contains(&self.elastic_net_param) {
+            return Err(MlError::param(
+                "elastic_net_param",
+                self.elastic_net_param,
+                "a value in [0, 1]",
+            ));
+        }
+        if self.solver == Solver::LBfgs {
+            return Err(MlError::param(
+                "solver",
+                "l-bfgs",
+                "auto or normal: the l-bfgs solver is not available in this build",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Fits the model: one job to check and cache the data, one for the normal equations, one
+    /// for the summary.
+    pub fn fit(&self, data: &Rdd<LabeledPoint>) -> Result<LinearRegressionModel> {
+        self.validate()?;
+        let start = Instant::now();
+        let prepared = prepare(data, None)?;
+        let result = self.fit_blocks(
+            &prepared.blocks,
+            prepared.cols,
+            prepared.rows,
+            prepared.label_mean,
+            start,
+        );
+        prepared.blocks.unpersist();
+        result
+    }
+
+    fn fit_blocks(
+        &self,
+        blocks: &Rdd<InstanceBlock>,
+        cols: usize,
+        rows: u64,
+        label_mean: f64,
+        start: Instant,
+    ) -> Result<LinearRegressionModel> {
+        if self.solver == Solver::Auto && cols > MAX_NORMAL_FEATURES {
+            return Err(MlError::param(
+                "solver",
+                "auto",
+                format!(
+                    "{cols} features are more than the normal equations take ({MAX_NORMAL_FEATURES}), and the \
+                     l-bfgs solver is not available in this build; set solver normal to use them anyway"
+                ),
+            ));
+        }
+        let stats = normal_stats(blocks, cols, WorkingResponse::Label)?;
+        let sol = solve(
+            &stats,
+            &WlsParams {
+                fit_intercept: self.fit_intercept,
+                reg_param: self.reg_param,
+                elastic_net_param: self.elastic_net_param,
+                standardize_features: self.standardization,
+                standardize_label: true,
+            },
+        )?;
+        let center = if self.fit_intercept { label_mean } else { 0.0 };
+        let bc = blocks
+            .context()
+            .broadcast((sol.coefficients.clone(), sol.intercept, center));
+        let [sse, sae, sst, wsum] = blocks.tree_aggregate(
+            [0.0f64; 4],
+            with(
+                bc,
+                |bc: &Broadcast<(Vec<f64>, f64, f64)>, mut acc: [f64; 4], block: InstanceBlock| {
+                    let (beta, b, center) = bc.value();
+                    for r in 0..block.rows {
+                        let (y, w) = (block.labels[r], block.weights[r]);
+                        let res = dot(block.row(r), beta) + b - y;
+                        acc[0] += w * res * res;
+                        acc[1] += w * res.abs();
+                        acc[2] += w * (y - center) * (y - center);
+                        acc[3] += w;
+                    }
+                    acc
+                },
+            ),
+            |a: [f64; 4], b: [f64; 4]| [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]],
+            2,
+        )?;
+        let objective = sse / (2.0 * wsum) + sol.penalty;
+        let rank = cols + usize::from(self.fit_intercept);
+        let df = rows as i64 - rank as i64;
+        let (standard_errors, t_values, p_values) = if self.elastic_net_param == 0.0 || self.reg_param == 0.0 {
+            let sigma2 = sse / df as f64;
+            let se: Vec<f64> = sol.diag_inv.iter().map(|d| (d * sigma2).sqrt()).collect();
+            let mut estimates = sol.coefficients.clone();
+            if self.fit_intercept {
+                estimates.push(sol.intercept);
+            }
+            let t: Vec<f64> = estimates.iter().zip(&se).map(|(b, s)| b / s).collect();
+            let p = t.iter().map(|&t| student_t_two_sided_p(t, df as f64)).collect();
+            (Some(se), Some(t), Some(p))
+        } else {
+            (None, None, None)
+        };
+        let train_seconds = start.elapsed().as_secs_f64();
+        info!(objective, iterations = sol.iterations, "linear regression fitted");
+        Ok(LinearRegressionModel {
+            coefficients: sol.coefficients,
+            intercept: sol.intercept,
+            summary: LinearRegressionSummary {
+                training: TrainingSummary {
+                    iterations: sol.iterations,
+                    loss_history: vec![objective],
+                    converged: true,
+                    train_seconds,
+                },
+                num_instances: rows,
+                degrees_of_freedom: df,
+                root_mean_squared_error: (sse / wsum).sqrt(),
+                mean_squared_error: sse / wsum,
+                mean_absolute_error: sae / wsum,
+                r2: 1.0 - sse / sst,
+                coefficient_standard_errors: standard_errors,
+                t_values,
+                p_values,
+            },
+        })
+    }
+}
+
+/// What training found (Spark's `LinearRegressionTrainingSummary`, weighted metrics).
+/// Per-coefficient arrays list the coefficients, then the intercept when one was fitted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinearRegressionSummary {
+    /// Coordinate-descent sweeps (0 for a direct solve); `loss_history` holds the objective at
+    /// the optimum.
+    pub training: TrainingSummary,
+    /// Rows of the training data.
+    pub num_instances: u64,
+    /// Rows minus features, minus 1 with an intercept.
+    pub degrees_of_freedom: i64,
+    /// `sqrt(Σ w r² / Σ w)`.
+    pub root_mean_squared_error: f64,
+    /// `Σ w r² / Σ w`.
+    pub mean_squared_error: f64,
+    /// `Σ w |r| / Σ w`.
+    pub mean_absolute_error: f64,
+    /// `1 − Σ w r² / Σ w (y − ȳ)²` (`ȳ = 0` without an intercept).
+    pub r2: f64,
+    /// Standard errors (ridge and least squares only: `None` with an L1 penalty).
+    pub coefficient_standard_errors: Option<Vec<f64>>,
+    /// Estimates over their standard errors.
+    pub t_values: Option<Vec<f64>>,
+    /// Two-sided Student t p-values with `degrees_of_freedom`.
+    pub p_values: Option<Vec<f64>>,
+}
+
+/// A fitted linear regression.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinearRegressionModel {
+    /// One coefficient per feature.
+    pub coefficients: Vec<f64>,
+    /// The intercept (0 when not fitted).
+    pub intercept: f64,
+    /// What training found.
+    pub summary: LinearRegressionSummary,
+}
+
+const KIND: &str = "LinearRegressionModel";
+
+impl LinearRegressionModel {
+    /// `xᵀβ + b`. `features` must have one entry per coefficient.
+    pub fn predict(&self, features: &Vector) -> f64 {
+        features.dot(&self.coefficients) + self.intercept
+    }
+
+    /// `(label, prediction)` for every point.
+    pub fn transform(&self, data: &Rdd<LabeledPoint>) -> Rdd<(f64, f64)> {
+        data.map(with(self.clone(), |m: &LinearRegressionModel, p: LabeledPoint| {
+            (p.label, m.predict(&p.features))
+        }))
+    }
+
+    /// Writes the model to `path`.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        save_model(path.as_ref(), KIND, 1, self)
+    }
+
+    /// Reads a model written by [`save`](Self::save).
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        load_model(path.as_ref(), KIND, 1)
+    }
+}
