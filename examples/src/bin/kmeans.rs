@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
-use flint_examples::{cli, ml};
 use flint::ml::clustering::{InitMode, KMeans};
+use flint_examples::{cli, ml};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Init {

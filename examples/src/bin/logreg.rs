@@ -54,7 +54,11 @@ fn main() {
             .reg_param(args.reg)
             .elastic_net_param(args.elastic_net)
             .tol(args.tol)
-            .family(if args.multinomial { Family::Multinomial } else { Family::Auto })
+            .family(if args.multinomial {
+                Family::Multinomial
+            } else {
+                Family::Auto
+            })
             .fit(&points)?;
         let train_seconds = start.elapsed().as_secs_f64();
         let predictions = model.transform(&points);
@@ -69,7 +73,10 @@ fn main() {
                     serde_json::json!(model.intercepts()),
                 )
             } else {
-                (serde_json::json!(model.coefficients()), serde_json::json!(model.intercept()))
+                (
+                    serde_json::json!(model.coefficients()),
+                    serde_json::json!(model.intercept()),
+                )
             };
             println!(
                 "{}",
