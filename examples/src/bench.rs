@@ -61,3 +61,37 @@ pub fn aggregate_distinct(ctx: &Context, n: u64, distinct: u64) -> Result<u64> {
         .reduce_by_key(|a: i64, b: i64| a.wrapping_add(b))
         .count()
 }
+
+/// Read bandwidth of this machine in GB/s, on 1 and on 2 threads: the best of 5 sums of a
+/// `bytes`-long `f64` array (what numpy's `a.sum()` measures in the peers' `limits` case).
+pub fn memory_bandwidth(bytes: usize) -> (f64, f64) {
+    let n = bytes / 8;
+    let data: Vec<f64> = (0..n).map(|i| (i % 7) as f64).collect();
+    let sum = |xs: &[f64]| -> f64 {
+        let mut acc = [0.0f64; 8];
+        let chunks = xs.chunks_exact(8);
+        let rest: f64 = chunks.remainder().iter().sum();
+        for c in chunks {
+            for k in 0..8 {
+                acc[k] += c[k];
+            }
+        }
+        acc.iter().sum::<f64>() + rest
+    };
+    let best = |f: &dyn Fn() -> f64| -> f64 {
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            let start = Instant::now();
+            std::hint::black_box(f());
+            best = best.min(start.elapsed().as_secs_f64());
+        }
+        bytes as f64 / best / 1e9
+    };
+    let one = best(&|| sum(&data));
+    let (a, b) = data.split_at(n / 2);
+    let two = best(&|| std::thread::scope(|s| {
+        let h = s.spawn(|| sum(a));
+        sum(b) + h.join().expect("summing thread")
+    }));
+    (one, two)
+}

@@ -1,4 +1,4 @@
-//! `microbench latency|tasks|sort|group|aggregate [--n N] [--master M] [--memory-limit SIZE]`
+//! `microbench latency|tasks|sort|group|aggregate|membw [--n N] [--master M] [--memory-limit SIZE]`
 //!
 //! Prints one JSON object per run on stdout. See BENCHMARKS.md.
 use std::time::Instant;
@@ -19,6 +19,9 @@ enum Case {
     Group,
     /// reduce_by_key over n records with n/2 distinct keys (default 20M).
     Aggregate,
+    /// Memory bandwidth: summing n bytes of f64 (default 2 GiB) on 1 and 2 threads, best of 5
+    /// (the bound the ML benchmarks are compared to).
+    Membw,
 }
 
 /// Engine micro-benchmarks.
@@ -65,6 +68,12 @@ fn main() {
                     let tasks = args.n.unwrap_or(100_000) as usize;
                     let s = bench::empty_tasks(&ctx, tasks)?;
                     serde_json::json!({"case": "empty_tasks", "rep": rep, "tasks": tasks, "seconds": s, "tasks_per_s": tasks as f64 / s})
+                }
+                Case::Membw => {
+                    let bytes = args.n.unwrap_or(2 << 30);
+                    let (one, two) = bench::memory_bandwidth(bytes as usize);
+                    serde_json::json!({"case": "membw_sum", "rep": rep, "bytes": bytes,
+                        "gb_per_s_1_thread": one, "gb_per_s_2_threads": two})
                 }
                 Case::Sort | Case::Group | Case::Aggregate => {
                     let n = args.n.unwrap_or(if matches!(args.case, Case::Aggregate) {
