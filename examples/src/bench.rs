@@ -89,9 +89,11 @@ pub fn memory_bandwidth(bytes: usize) -> (f64, f64) {
     };
     let one = best(&|| sum(&data));
     let (a, b) = data.split_at(n / 2);
-    let two = best(&|| std::thread::scope(|s| {
-        let h = s.spawn(|| sum(a));
-        sum(b) + h.join().expect("summing thread")
-    }));
+    let two = best(&|| {
+        std::thread::scope(|s| {
+            let h = s.spawn(|| sum(a));
+            sum(b) + h.join().expect("summing thread")
+        })
+    });
     (one, two)
 }

@@ -211,3 +211,139 @@ fn binaries_give_the_same_json_in_local_cluster_mode() {
         assert_eq!(local, cluster, "{bin} {args:?}");
     }
 }
+
+/// Writes `rows` lines of `label,x1..xd` (labels from a fixed linear rule with noise) and
+/// returns the path.
+fn write_classification_csv(dir: &std::path::Path, rows: usize, d: usize) -> String {
+    let mut text = String::new();
+    let mut state = 11u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    };
+    for _ in 0..rows {
+        let x: Vec<f64> = (0..d).map(|_| next() * 3.0).collect();
+        let margin: f64 = x.iter().enumerate().map(|(j, v)| v * (j as f64 - 1.0)).sum::<f64>() + next();
+        let label = if margin > 0.0 { 1 } else { 0 };
+        let fields: Vec<String> = x.iter().map(|v| format!("{v:.6}")).collect();
+        text.push_str(&format!("{label},{}\n", fields.join(",")));
+    }
+    let path = dir.join("classification.csv");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn ml_binaries_print_the_documented_json_in_both_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write_classification_csv(dir.path(), 400, 3);
+    // k-means input: the same rows without the label column.
+    let features: String = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .map(|l| l.split_once(',').unwrap().1.to_string() + "\n")
+        .collect();
+    let kmeans_csv = dir.path().join("features.csv");
+    std::fs::write(&kmeans_csv, features).unwrap();
+    let kmeans_csv = kmeans_csv.to_str().unwrap();
+    let run = |bin: &str, args: &[&str], master: &str| -> serde_json::Value {
+        let out = Command::new(bin)
+            .args(args)
+            .args(["--json", "--master", master])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{bin} {args:?} --master {master} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+    };
+    let cases: [(&str, Vec<&str>, &[&str]); 4] = [
+        (
+            env!("CARGO_BIN_EXE_logreg"),
+            vec![&csv, "--iters", "50", "--reg", "0.01"],
+            &[
+                "coefficients",
+                "intercept",
+                "iterations",
+                "loss",
+                "accuracy",
+                "train_seconds",
+                "load_seconds",
+            ],
+        ),
+        (
+            env!("CARGO_BIN_EXE_linreg"),
+            vec![&csv, "--reg", "0.1"],
+            &[
+                "coefficients",
+                "intercept",
+                "iterations",
+                "loss",
+                "rmse",
+                "train_seconds",
+                "load_seconds",
+            ],
+        ),
+        (
+            env!("CARGO_BIN_EXE_glm"),
+            vec![&csv, "--family", "binomial"],
+            &[
+                "coefficients",
+                "intercept",
+                "iterations",
+                "loss",
+                "rmse",
+                "train_seconds",
+                "load_seconds",
+            ],
+        ),
+        (
+            env!("CARGO_BIN_EXE_kmeans"),
+            vec![kmeans_csv, "--k", "3", "--iters", "10", "--init", "random"],
+            &["centers", "cost", "iterations", "train_seconds", "load_seconds"],
+        ),
+    ];
+    for (bin, args, keys) in cases {
+        let mut local = run(bin, &args, "local[2]");
+        for key in keys {
+            assert!(local.get(*key).is_some(), "{bin}: no {key} in {local}");
+        }
+        let mut cluster = run(bin, &args, "local-cluster[2,1]");
+        for v in [&mut local, &mut cluster] {
+            let o = v.as_object_mut().unwrap();
+            o.remove("train_seconds");
+            o.remove("load_seconds");
+        }
+        assert_eq!(local, cluster, "{bin}: local-cluster differs from local mode");
+    }
+    let lr = run(env!("CARGO_BIN_EXE_logreg"), &[&csv, "--iters", "50"], "local[2]");
+    assert!(lr["accuracy"].as_f64().unwrap() > 0.9, "{lr}");
+    assert_eq!(lr["coefficients"].as_array().unwrap().len(), 3);
+    let multi = run(
+        env!("CARGO_BIN_EXE_logreg"),
+        &[&csv, "--multinomial", "--reg", "0.01"],
+        "local[2]",
+    );
+    assert_eq!(
+        multi["coefficients"].as_array().unwrap().len(),
+        2,
+        "one row per class: {multi}"
+    );
+    assert_eq!(multi["intercept"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn ml_binaries_name_a_malformed_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.csv");
+    std::fs::write(&path, "1,0.5,2\n0,0.1,oops\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_logreg")).arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.csv:2"), "{stderr}");
+}
