@@ -107,6 +107,9 @@ impl Processes {
         let Some(side) = self.side.upgrade() else {
             return Err(EngineError::Cluster("the driver is shutting down".into()));
         };
+        if side.shutting_down.load(Ordering::Relaxed) {
+            return Err(EngineError::Cluster("the driver is shutting down".into()));
+        }
         let child = Command::new(&self.program)
             .env(env_keys::DRIVER, side.address.to_string())
             .env(env_keys::ID, id.0.to_string())
@@ -122,6 +125,10 @@ impl Processes {
             })?;
         tracing::info!(executor = %id, pid = child.id(), program = %self.program.display(), "executor process started");
         self.state.lock().children.insert(id, child);
+        // A shutdown that ran while this process started did not see it: stop it here.
+        if side.shutting_down.load(Ordering::Relaxed) {
+            self.kill_all();
+        }
         Ok(())
     }
 

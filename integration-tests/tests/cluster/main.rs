@@ -9,6 +9,7 @@ mod common;
 mod correctness;
 mod failures;
 mod lifecycle;
+mod ml;
 mod wire;
 
 use std::process::ExitCode;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         correctness::tests(),
         failures::tests(),
         lifecycle::tests(),
+        ml::tests(),
         wire::tests(),
     ]
     .into_iter()
