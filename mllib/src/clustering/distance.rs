@@ -1,17 +1,26 @@
-//! Squared Euclidean distances of block rows to a set of centers, as one matrix product per
-//! chunk of rows: `‖x‖² − 2·X·Cᵀ + ‖c‖²` picks each row's closest center, whose distance is
-//! then recomputed exactly (`Σ (x − c)²`), so that costs carry no cancellation error.
+//! Squared Euclidean distances of block rows to a set of centers: `‖x‖² − 2·x·c + ‖c‖²` picks
+//! each row's closest center, whose distance is then recomputed exactly (`Σ (x − c)²`), so that
+//! costs carry no cancellation error.
+//!
+//! The dot products are a register-tiled matrix product: the centers are packed (once per
+//! iteration, when broadcast) transposed into panels of [`LANES`] centers, `panel[p·LANES + l]`
+//! = coordinate `p` of center `l`, so that [`ROWS`] rows times one panel accumulate in
+//! `ROWS × LANES` independent registers: per coordinate, one contiguous load of the panel and
+//! one broadcast per row, which the compiler vectorises across the lanes. The best center is
+//! tracked as the panels go, so no `rows × k` product is stored.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::data::InstanceBlock;
-use crate::linalg::gemm::{gemm_nt, row_sq_norms};
+use crate::linalg::gemm::row_sq_norms;
 
-/// Rows whose distances are computed together: the `rows × k` product stays small (64 KiB for
-/// 32 centers) however large the block.
-const CHUNK_ROWS: usize = 256;
+/// Centers per packed panel (vector lanes of the micro-kernel).
+const LANES: usize = 4;
+
+/// Rows sharing each load of a panel in the micro-kernel.
+const ROWS: usize = 4;
 
 /// Centers stacked row-major with their squared norms: what an iteration broadcasts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -24,6 +33,11 @@ pub(crate) struct Centers {
     pub values: Vec<f64>,
     /// `‖c_j‖²`.
     pub norms: Vec<f64>,
+    /// The centers transposed in panels of [`LANES`] (zeros past `k`): panel `q` holds
+    /// `packed[(q·d + p)·LANES + l]` = coordinate `p` of center `q·LANES + l`.
+    packed: Vec<f64>,
+    /// `‖c_j‖²` padded to whole panels with `+∞` (a padding lane is never the closest).
+    packed_norms: Vec<f64>,
 }
 
 impl Centers {
@@ -37,7 +51,24 @@ impl Centers {
         }
         let mut norms = vec![0.0; k];
         row_sq_norms(&values, k, d, &mut norms);
-        Centers { k, d, values, norms }
+        let panels = k.div_ceil(LANES);
+        let mut packed = vec![0.0; panels * d * LANES];
+        for (j, c) in values.chunks_exact(d.max(1)).enumerate().take(k) {
+            let (q, l) = (j / LANES, j % LANES);
+            for (p, x) in c.iter().enumerate() {
+                packed[(q * d + p) * LANES + l] = *x;
+            }
+        }
+        let mut packed_norms = vec![f64::INFINITY; panels * LANES];
+        packed_norms[..k].copy_from_slice(&norms);
+        Centers {
+            k,
+            d,
+            values,
+            norms,
+            packed,
+            packed_norms,
+        }
     }
 
     /// Center `j`.
@@ -79,6 +110,42 @@ pub(crate) fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
+/// The closest center (index, `‖x‖² − 2·x·c + ‖c‖²`) to each of `R` rows (`xs`, with squared
+/// norms `xn`): the micro-kernel, one pass over the packed panels.
+#[inline(always)]
+fn closest_rows<const R: usize>(xs: [&[f64]; R], xn: [f64; R], centers: &Centers) -> [(usize, f64); R] {
+    let d = centers.d;
+    let mut best = [(0usize, f64::INFINITY); R];
+    if d == 0 {
+        return best;
+    }
+    for (q, (panel, cn)) in centers
+        .packed
+        .chunks_exact(d * LANES)
+        .zip(centers.packed_norms.chunks_exact(LANES))
+        .enumerate()
+    {
+        let mut acc = [[0.0f64; LANES]; R];
+        for (p, cv) in panel.chunks_exact(LANES).enumerate() {
+            for (a, x) in acc.iter_mut().zip(&xs) {
+                let xp = x[p];
+                for (al, cl) in a.iter_mut().zip(cv) {
+                    *al += xp * cl;
+                }
+            }
+        }
+        for ((b, a), xn) in best.iter_mut().zip(&acc).zip(xn) {
+            for (l, (dot, cn)) in a.iter().zip(cn).enumerate() {
+                let dist = xn - 2.0 * dot + cn;
+                if dist < b.1 {
+                    *b = (q * LANES + l, dist);
+                }
+            }
+        }
+    }
+    best
+}
+
 /// For every row of `nb`: calls `visit(row, closest center, squared distance to it)`.
 /// Does nothing when there are no centers.
 pub(crate) fn for_each_closest(nb: &NormedBlock, centers: &Centers, mut visit: impl FnMut(usize, usize, f64)) {
@@ -87,29 +154,21 @@ pub(crate) fn for_each_closest(nb: &NormedBlock, centers: &Centers, mut visit: i
         return;
     }
     debug_assert_eq!(b.cols, d);
-    let mut dots = vec![0.0; CHUNK_ROWS.min(b.rows) * k];
-    let mut start = 0;
-    while start < b.rows {
-        let end = (start + CHUNK_ROWS).min(b.rows);
-        let m = end - start;
-        let dots = &mut dots[..m * k];
-        gemm_nt(&b.features[start * d..end * d], m, d, &centers.values, k, dots);
-        for i in 0..m {
-            let r = start + i;
-            let xn = nb.norms[r];
-            let row_dots = &dots[i * k..(i + 1) * k];
-            let mut best = 0;
-            let mut best_d = f64::INFINITY;
-            for (j, (dot, cn)) in row_dots.iter().zip(&centers.norms).enumerate() {
-                let dist = xn - 2.0 * dot + cn;
-                if dist < best_d {
-                    best_d = dist;
-                    best = j;
-                }
-            }
-            visit(r, best, sq_dist(b.row(r), centers.row(best)));
+    let full = b.rows / ROWS * ROWS;
+    let mut r = 0;
+    while r < full {
+        let xs: [&[f64]; ROWS] = std::array::from_fn(|i| b.row(r + i));
+        let xn: [f64; ROWS] = std::array::from_fn(|i| nb.norms[r + i]);
+        let best = closest_rows(xs, xn, centers);
+        for (i, (j, _)) in best.into_iter().enumerate() {
+            visit(r + i, j, sq_dist(xs[i], centers.row(j)));
         }
-        start = end;
+        r += ROWS;
+    }
+    for r in full..b.rows {
+        let x = b.row(r);
+        let [(j, _)] = closest_rows([x], [nb.norms[r]], centers);
+        visit(r, j, sq_dist(x, centers.row(j)));
     }
 }
 
