@@ -104,18 +104,35 @@ impl NormedBlock {
     }
 }
 
-/// `Σ (a − b)²`.
+/// `Σ (a − b)²`, in four interleaved partial sums (independent add chains the compiler
+/// vectorises) as [`crate::linalg::kernels::dot`].
 #[inline]
 pub(crate) fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [0.0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..4 {
+            let t = x[i] - y[i];
+            acc[i] += t * t;
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
-/// The closest center (index, `‖x‖² − 2·x·c + ‖c‖²`) to each of `R` rows (`xs`, with squared
-/// norms `xn`): the micro-kernel, one pass over the packed panels.
+/// The closest center to each of `R` rows (`xs`, with squared norms `xn`) as (index,
+/// `‖x‖² − 2·x·c + ‖c‖²`, the same for the second closest center): the micro-kernel, one pass
+/// over the packed panels.
 #[inline(always)]
-fn closest_rows<const R: usize>(xs: [&[f64]; R], xn: [f64; R], centers: &Centers) -> [(usize, f64); R] {
+fn closest_rows<const R: usize>(xs: [&[f64]; R], xn: [f64; R], centers: &Centers) -> [(usize, f64, f64); R] {
     let d = centers.d;
-    let mut best = [(0usize, f64::INFINITY); R];
+    let mut best = [(0usize, f64::INFINITY, f64::INFINITY); R];
     if d == 0 {
         return best;
     }
@@ -137,8 +154,12 @@ fn closest_rows<const R: usize>(xs: [&[f64]; R], xn: [f64; R], centers: &Centers
         for ((b, a), xn) in best.iter_mut().zip(&acc).zip(xn) {
             for (l, (dot, cn)) in a.iter().zip(cn).enumerate() {
                 let dist = xn - 2.0 * dot + cn;
-                if dist < b.1 {
-                    *b = (q * LANES + l, dist);
+                // Branch-free: the second best is the least of the others.
+                let better = dist < b.1;
+                b.2 = b.2.min(if better { b.1 } else { dist });
+                if better {
+                    b.0 = q * LANES + l;
+                    b.1 = dist;
                 }
             }
         }
@@ -160,16 +181,100 @@ pub(crate) fn for_each_closest(nb: &NormedBlock, centers: &Centers, mut visit: i
         let xs: [&[f64]; ROWS] = std::array::from_fn(|i| b.row(r + i));
         let xn: [f64; ROWS] = std::array::from_fn(|i| nb.norms[r + i]);
         let best = closest_rows(xs, xn, centers);
-        for (i, (j, _)) in best.into_iter().enumerate() {
+        for (i, (j, _, _)) in best.into_iter().enumerate() {
             visit(r + i, j, sq_dist(xs[i], centers.row(j)));
         }
         r += ROWS;
     }
     for r in full..b.rows {
         let x = b.row(r);
-        let [(j, _)] = closest_rows([x], [nb.norms[r]], centers);
+        let [(j, _, _)] = closest_rows([x], [nb.norms[r]], centers);
         visit(r, j, sq_dist(x, centers.row(j)));
     }
+}
+
+/// What one row's last assignment proved (Hamerly's bounds, kept between Lloyd iterations
+/// next to each cached block): its center, an upper bound on the (Euclidean, not squared)
+/// distance to that center and a lower bound on the distance to every other center, both
+/// valid for the centers of the pass that computed them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Bounds {
+    /// Closest center per row.
+    pub assign: Vec<u32>,
+    /// Exact `Σ (x − c)²` to it (the row's cost).
+    pub dist2: Vec<f64>,
+    /// Upper bound on `‖x − c_assign‖`.
+    pub upper: Vec<f64>,
+    /// Lower bound on `‖x − c_j‖` for every other `j`.
+    pub lower: Vec<f64>,
+}
+
+/// Relative slack on the bounds, far above the rounding of the distances they come from.
+const SLACK: f64 = 1e-10;
+
+/// Assigns every row of `nb` to its closest center, as [`for_each_closest`], reusing `old` (the
+/// bounds of the previous pass, `None` on the first) after the centers moved by `drift[j]`
+/// (Euclidean) since: a row whose distance to its center stays below the lower bound on every
+/// other keeps it, and only its exact distance is recomputed; the others go through the full
+/// kernel. The assignments are those of the full computation (the bounds carry a relative
+/// slack of [`SLACK`] plus the cancellation error of `‖x‖² − 2·x·c + ‖c‖²`).
+pub(crate) fn assign_bounded(nb: &NormedBlock, centers: &Centers, old: Option<&Bounds>, drift: &[f64]) -> Bounds {
+    let (b, rows) = (&nb.block, nb.block.rows);
+    let mut out = Bounds {
+        assign: vec![0; rows],
+        dist2: vec![0.0; rows],
+        upper: vec![0.0; rows],
+        lower: vec![0.0; rows],
+    };
+    if centers.k == 0 {
+        return out;
+    }
+    let max_drift = drift.iter().fold(0.0f64, |a, &b| a.max(b));
+    let cn_max = centers.norms.iter().fold(0.0f64, |a, &b| a.max(b));
+    let mut pending = Vec::new();
+    match old {
+        Some(old) if old.assign.len() == rows => {
+            for r in 0..rows {
+                let a = old.assign[r] as usize;
+                let lower = old.lower[r] - max_drift;
+                if old.upper[r] + drift[a] < lower {
+                    let d2 = sq_dist(b.row(r), centers.row(a));
+                    let upper = d2.sqrt() * (1.0 + SLACK);
+                    if upper < lower {
+                        out.assign[r] = a as u32;
+                        out.dist2[r] = d2;
+                        out.upper[r] = upper;
+                        out.lower[r] = lower;
+                        continue;
+                    }
+                }
+                pending.push(r);
+            }
+        }
+        _ => pending.extend(0..rows),
+    }
+    let mut settle = |r: usize, (j, _, second): (usize, f64, f64)| {
+        let x = b.row(r);
+        let d2 = sq_dist(x, centers.row(j));
+        let margin = SLACK * (nb.norms[r] + cn_max);
+        out.assign[r] = j as u32;
+        out.dist2[r] = d2;
+        out.upper[r] = d2.sqrt() * (1.0 + SLACK);
+        out.lower[r] = (second - margin).max(0.0).sqrt() * (1.0 - SLACK);
+    };
+    let mut groups = pending.chunks_exact(ROWS);
+    for g in groups.by_ref() {
+        let xs: [&[f64]; ROWS] = std::array::from_fn(|i| b.row(g[i]));
+        let xn: [f64; ROWS] = std::array::from_fn(|i| nb.norms[g[i]]);
+        for (&r, best) in g.iter().zip(closest_rows(xs, xn, centers)) {
+            settle(r, best);
+        }
+    }
+    for &r in groups.remainder() {
+        let [best] = closest_rows([b.row(r)], [nb.norms[r]], centers);
+        settle(r, best);
+    }
+    out
 }
 
 /// The closest of `centers` to `x` (dense, same dimension) and the squared distance to it.
@@ -211,5 +316,38 @@ mod tests {
             seen += 1;
         });
         assert_eq!(seen, 600);
+    }
+
+    #[test]
+    fn bounded_assignments_match_the_full_computation_as_centers_move() {
+        let points: Vec<LabeledPoint> = (0..601)
+            .map(|i| {
+                let t = i as f64;
+                LabeledPoint::new(
+                    0.0,
+                    vec![(t * 0.7).sin() * 5.0, (t * 0.3).cos() * 5.0, (t * 0.01).sin()],
+                )
+            })
+            .collect();
+        let nb = NormedBlock::new(InstanceBlock::from_points(&points, 3));
+        let mut cs: Vec<Vec<f64>> = (0..7).map(|j| vec![j as f64 - 3.0, 3.0 - j as f64, 0.5]).collect();
+        let mut old: Option<Bounds> = None;
+        let mut drift = vec![0.0; cs.len()];
+        for step in 0..12 {
+            let centers = Centers::new(&cs, 3);
+            let got = assign_bounded(&nb, &centers, old.as_ref(), &drift);
+            for_each_closest(&nb, &centers, |r, j, dist| {
+                assert_eq!(got.assign[r] as usize, j, "step {step}, row {r}");
+                assert!((got.dist2[r] - dist).abs() <= 1e-12 * dist.max(1.0));
+            });
+            old = Some(got);
+            // Move the centers a little, by different amounts.
+            for (j, c) in cs.iter_mut().enumerate() {
+                let before = c.clone();
+                c[0] += 0.05 * ((step * 7 + j) as f64).sin();
+                c[1] -= 0.03 * (j as f64 + 1.0) / (step as f64 + 1.0);
+                drift[j] = sq_dist(c, &before).sqrt() * (1.0 + 1e-10);
+            }
+        }
     }
 }
