@@ -80,9 +80,11 @@ impl LossSums {
         for (r, (&w, &y)) in block.weights.iter().zip(block.labels.iter()).enumerate() {
             let x = &block.features[r * d..(r + 1) * d];
             let z = dot(x, beta) + b;
-            // log(1 + e^z) − y·z, stably; e^{−|z|} serves the probability as well.
+            // log(1 + e^z) − y·z, stably; e^{−|z|} serves the probability as well. `ln(1 + e)`
+            // rather than `ln_1p(e)`: with 0 < e ≤ 1 its error is an absolute ulp of the row's
+            // loss either way (what the mean needs), at half the cost.
             let e = (-z.abs()).exp();
-            loss += w * (z.max(0.0) + e.ln_1p() - y * z);
+            loss += w * (z.max(0.0) + (1.0 + e).ln() - y * z);
             weight += w;
             let p = if z >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
             let g = w * (p - y);
