@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::InstanceBlock;
-use crate::linalg::kernels::{gemv, gemv_t_add};
+use crate::linalg::kernels::{axpy, dot, gemv, gemv_t_add};
 
 /// Shape of the parameters a block's loss is computed for.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -69,27 +69,32 @@ impl LossSums {
         self
     }
 
+    /// One pass over the rows: each row's margin, loss and gradient contribution while the row
+    /// is in L1 (the same sums, in the same order, as a `gemv` then a `gemv_t_add`).
     fn add_binomial(&mut self, shape: &Shape, coefs: &[f64], block: &InstanceBlock) {
-        let (rows, d) = (block.rows, shape.d);
+        let d = shape.d;
         let b = if shape.intercept { coefs[d] } else { 0.0 };
-        let mut m = vec![0.0; rows];
-        gemv(&block.features, rows, d, &coefs[..d], &mut m);
-        let mut intercept_grad = 0.0;
-        for ((mr, &w), &y) in m.iter_mut().zip(block.weights.iter()).zip(block.labels.iter()) {
-            let z = *mr + b;
-            // log(1 + e^z) − y·z, stably.
-            self.loss += w * (z.max(0.0) + (-z.abs()).exp().ln_1p() - y * z);
-            self.weight += w;
-            let p = if z >= 0.0 {
-                1.0 / (1.0 + (-z).exp())
-            } else {
-                let e = z.exp();
-                e / (1.0 + e)
-            };
-            *mr = w * (p - y);
-            intercept_grad += *mr;
+        let beta = &coefs[..d];
+        let grad = &mut self.grad[..d];
+        let (mut loss, mut weight, mut intercept_grad) = (0.0, 0.0, 0.0);
+        for (r, (&w, &y)) in block.weights.iter().zip(block.labels.iter()).enumerate() {
+            let x = &block.features[r * d..(r + 1) * d];
+            let z = dot(x, beta) + b;
+            // log(1 + e^z) − y·z, stably; e^{−|z|} serves the probability as well. `ln(1 + e)`
+            // rather than `ln_1p(e)`: with 0 < e ≤ 1 its error is an absolute ulp of the row's
+            // loss either way (what the mean needs), at half the cost.
+            let e = (-z.abs()).exp();
+            loss += w * (z.max(0.0) + (1.0 + e).ln() - y * z);
+            weight += w;
+            let p = if z >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+            let g = w * (p - y);
+            intercept_grad += g;
+            if g != 0.0 {
+                axpy(g, x, grad);
+            }
         }
-        gemv_t_add(&block.features, rows, d, &m, &mut self.grad[..d]);
+        self.loss += loss;
+        self.weight += weight;
         if shape.intercept {
             self.grad[d] += intercept_grad;
         }

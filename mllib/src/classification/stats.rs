@@ -5,9 +5,8 @@
 use flint_engine::{Rdd, with};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{InstanceBlock, LabeledPoint, to_blocks};
+use crate::data::{InstanceBlock, LabeledPoint};
 use crate::error::{MlError, Result};
-use crate::linalg::Vector;
 
 /// What the pass found; the first bad row's description in `error`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -141,11 +140,42 @@ impl ClassStats {
 /// The rows with feature `j` multiplied by `inv_std[j]`, stacked into cached blocks (the caller
 /// unpersists them).
 pub(crate) fn scaled_blocks(data: &Rdd<LabeledPoint>, inv_std: &[f64], block_rows: usize) -> Rdd<InstanceBlock> {
-    let scaled = data.map(with(inv_std.to_vec(), |inv: &Vec<f64>, mut p: LabeledPoint| {
-        let mut x = p.features.to_dense();
-        x.iter_mut().zip(inv).for_each(|(v, s)| *v *= s);
-        p.features = Vector::Dense(x);
-        p
-    }));
-    to_blocks(&scaled, inv_std.len(), block_rows).cache()
+    // Each row is written (and scaled) straight into its block: no vector per row.
+    data.map_partitions(with(
+        (inv_std.to_vec(), block_rows.max(1)),
+        |(inv, block_rows): &(Vec<f64>, usize), it: flint_engine::BoxIter<LabeledPoint>| {
+            let (d, block_rows) = (inv.len(), *block_rows);
+            let cap = block_rows.min(1 << 16);
+            let mut blocks = Vec::new();
+            let mut features = Vec::with_capacity(cap * d);
+            let mut labels = Vec::with_capacity(cap);
+            let mut weights = Vec::with_capacity(cap);
+            let mut flush = |features: &mut Vec<f64>, labels: &mut Vec<f64>, weights: &mut Vec<f64>| {
+                blocks.push(InstanceBlock {
+                    rows: labels.len(),
+                    cols: d,
+                    features: std::sync::Arc::new(std::mem::replace(features, Vec::with_capacity(cap * d))),
+                    labels: std::sync::Arc::new(std::mem::replace(labels, Vec::with_capacity(cap))),
+                    weights: std::sync::Arc::new(std::mem::replace(weights, Vec::with_capacity(cap))),
+                });
+            };
+            for p in it {
+                let start = features.len();
+                features.resize(start + d, 0.0);
+                let row = &mut features[start..];
+                p.features.write_dense(row);
+                row.iter_mut().zip(inv).for_each(|(v, s)| *v *= s);
+                labels.push(p.label);
+                weights.push(p.weight);
+                if labels.len() == block_rows {
+                    flush(&mut features, &mut labels, &mut weights);
+                }
+            }
+            if !labels.is_empty() {
+                flush(&mut features, &mut labels, &mut weights);
+            }
+            blocks
+        },
+    ))
+    .cache()
 }

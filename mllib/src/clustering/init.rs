@@ -24,8 +24,37 @@ fn rows(blocks: &Rdd<NormedBlock>) -> Rdd<Vec<f64>> {
 
 /// `k` rows drawn without replacement (Spark's `takeSample(false, k, seed)`), repeated rows
 /// dropped: fewer than `k` centers when the data has fewer than `k` distinct rows.
+///
+/// The draw runs over the rows' coordinates (partition, block, row), which are the same rows in
+/// the same order as [`rows`] without copying every row into its own vector; then one pass
+/// over the cached blocks copies out the rows drawn.
 pub(crate) fn random(blocks: &Rdd<NormedBlock>, k: usize, seed: u64) -> Result<Vec<Vec<f64>>> {
-    let sample = rows(blocks).take_sample(false, k, seed)?;
+    let coords = blocks.map_partitions_with_index(|part: usize, it: BoxIter<NormedBlock>| {
+        it.enumerate()
+            .flat_map(move |(bi, b)| (0..b.block.rows).map(move |r| (part, bi, r)))
+    });
+    let picked: Vec<(usize, usize, usize)> = coords.take_sample(false, k, seed)?;
+    let mut wanted = picked.clone();
+    wanted.sort_unstable();
+    let found: Vec<((usize, usize, usize), Vec<f64>)> = blocks
+        .map_partitions_with_index(with(
+            wanted,
+            |wanted: &Vec<(usize, usize, usize)>, part: usize, it: BoxIter<NormedBlock>| {
+                let mine: Vec<(usize, usize, usize)> = wanted.iter().copied().filter(|c| c.0 == part).collect();
+                let mut out = Vec::new();
+                if !mine.is_empty() {
+                    for (bi, b) in it.enumerate() {
+                        for &c in mine.iter().filter(|c| c.1 == bi) {
+                            out.push((c, b.block.row(c.2).to_vec()));
+                        }
+                    }
+                }
+                out
+            },
+        ))
+        .collect()?;
+    let rows: std::collections::HashMap<(usize, usize, usize), Vec<f64>> = found.into_iter().collect();
+    let sample = picked.iter().filter_map(|c| rows.get(c).cloned()).collect();
     Ok(distinct(sample))
 }
 

@@ -1,12 +1,13 @@
 //! The k-means estimator (Spark ML's `KMeans`): parameters, validation, and Lloyd's iterations
 //! over cached instance blocks, one job per iteration.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use flint_engine::{Broadcast, Rdd, with};
 use serde::{Deserialize, Serialize};
 
-use super::distance::{Centers, NormedBlock, for_each_closest, sq_dist};
+use super::distance::{Bounds, Centers, NormedBlock, assign_bounded, for_each_closest, sq_dist};
 use super::init;
 use super::input::{InputInfo, scan};
 use super::model::{KMeansModel, KMeansSummary};
@@ -91,12 +92,30 @@ impl LloydStats {
         self
     }
 
-    fn merge(mut self, o: LloydStats) -> Self {
+    /// Adds a block whose rows were assigned by [`assign_bounded`].
+    fn add_assigned(mut self, nb: &NormedBlock, bounds: &Bounds) -> Self {
+        let b = &nb.block;
+        let d = b.cols;
+        for (r, (&j, &dist)) in bounds.assign.iter().zip(&bounds.dist2).enumerate() {
+            let (j, w) = (j as usize, b.weights[r]);
+            crate::linalg::kernels::axpy(w, b.row(r), &mut self.sums[j * d..(j + 1) * d]);
+            self.weights[j] += w;
+            self.counts[j] += 1;
+            self.cost += w * dist;
+        }
+        self
+    }
+
+    fn merge_ref(mut self, o: &LloydStats) -> Self {
         self.sums.iter_mut().zip(&o.sums).for_each(|(a, b)| *a += b);
         self.weights.iter_mut().zip(&o.weights).for_each(|(a, b)| *a += b);
         self.counts.iter_mut().zip(&o.counts).for_each(|(a, b)| *a += b);
         self.cost += o.cost;
         self
+    }
+
+    fn merge(self, o: LloydStats) -> Self {
+        self.merge_ref(&o)
     }
 }
 
@@ -111,6 +130,65 @@ fn lloyd_pass(blocks: &Rdd<NormedBlock>, centers: &[Vec<f64>], d: usize) -> Resu
         |a: LloydStats, b: LloydStats| a.merge(b),
         2,
     )?)
+}
+
+/// Most numbers (`k × d`) of per-block statistics cached with a block's bounds.
+const FUSED_STATS_MAX: usize = 1 << 16;
+
+/// What a pass keeps per block for the next one: its rows' bounds and, when small, the block's
+/// statistics.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Pass {
+    bounds: Arc<Bounds>,
+    stats: Option<Arc<LloydStats>>,
+}
+
+/// One pass that reuses the previous pass's bounds (`prev`, one per block, for centers that
+/// have moved by `drift` since): the new bounds, cached (the caller unpersists them), and the
+/// statistics. The bounds are cached apart from the blocks (zipped with them), so that caching
+/// them costs only their own size.
+fn bounded_pass(
+    blocks: &Rdd<NormedBlock>,
+    prev: &Rdd<Pass>,
+    centers: &[Vec<f64>],
+    drift: &[f64],
+    d: usize,
+) -> Result<(Rdd<Pass>, LloydStats)> {
+    let bc = blocks.context().broadcast((Centers::new(centers, d), drift.to_vec()));
+    // With few centers, each block's statistics are summed while its rows are still in cache
+    // and kept (k × d numbers) with its bounds; else the aggregation reads the block again.
+    let fuse = centers.len() * d <= FUSED_STATS_MAX;
+    let next = blocks
+        .zip(prev)
+        .map(with(
+            (bc, fuse),
+            |(bc, fuse): &(Broadcast<(Centers, Vec<f64>)>, bool), (nb, old): (NormedBlock, Pass)| {
+                let (centers, drift) = &**bc;
+                let bounds = assign_bounded(&nb, centers, Some(&old.bounds), drift);
+                let stats = fuse.then(|| Arc::new(LloydStats::zero(centers.k, centers.d).add_assigned(&nb, &bounds)));
+                Pass {
+                    bounds: Arc::new(bounds),
+                    stats,
+                }
+            },
+        ))
+        .cache();
+    let stats = blocks.zip(&next).tree_aggregate(
+        LloydStats::zero(centers.len(), d),
+        |acc: LloydStats, (nb, pass): (NormedBlock, Pass)| match &pass.stats {
+            Some(s) => acc.merge_ref(s),
+            None => acc.add_assigned(&nb, &pass.bounds),
+        },
+        |a: LloydStats, b: LloydStats| a.merge(b),
+        2,
+    );
+    match stats {
+        Ok(stats) => Ok((next, stats)),
+        Err(e) => {
+            next.unpersist();
+            Err(e.into())
+        }
+    }
 }
 
 impl KMeans {
@@ -262,16 +340,37 @@ impl KMeans {
         let mut sizes = Vec::new();
         let mut converged = false;
         let mut iterations = 0;
+        // Each pass keeps its rows' assignment bounds cached for the next one (Hamerly), so
+        // that rows far from any other center skip the distance computations.
+        let mut state: Rdd<Pass> = blocks.map(|_: NormedBlock| Pass::default());
+        let mut cached: Option<Rdd<Pass>> = None;
+        let mut drift = vec![0.0; centers.len()];
+        let mut failure = None;
         while iterations < self.max_iter && !converged {
-            let stats = lloyd_pass(blocks, &centers, d)?;
+            let stats = match bounded_pass(blocks, &state, &centers, &drift, d) {
+                Ok((next, stats)) => {
+                    if let Some(old) = cached.replace(next.clone()) {
+                        old.unpersist();
+                    }
+                    state = next;
+                    stats
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
             converged = true;
             for (j, c) in centers.iter_mut().enumerate() {
                 let w = stats.weights[j];
+                drift[j] = 0.0;
                 if w > 0.0 {
                     let new: Vec<f64> = stats.sums[j * d..(j + 1) * d].iter().map(|s| s / w).collect();
-                    if sq_dist(&new, c) > tol2 {
+                    let moved = sq_dist(&new, c);
+                    if moved > tol2 {
                         converged = false;
                     }
+                    drift[j] = moved.sqrt() * (1.0 + 1e-10);
                     *c = new;
                 }
             }
@@ -279,6 +378,12 @@ impl KMeans {
             history.push(stats.cost);
             sizes = stats.counts;
             iterations += 1;
+        }
+        if let Some(old) = cached {
+            old.unpersist();
+        }
+        if let Some(e) = failure {
+            return Err(e);
         }
         let training_cost = match history.last() {
             Some(c) => *c,
