@@ -351,3 +351,45 @@ fn duplicate_rows_and_zero_iterations() {
     assert_eq!(model.summary.training.iterations, 0);
     assert_eq!(model.summary.training_cost, 0.25 + 2.25);
 }
+
+/// Lloyd's iterations depend only on the current centers: 20 iterations equal 9 followed by
+/// 11 from where the 9 stopped, bit for bit. Long runs cross the points where the cached
+/// assignment bounds restart (every few passes), so this checks that restarting them, and the
+/// bounds themselves, change nothing.
+#[test]
+fn long_runs_equal_runs_resumed_from_their_centers() {
+    let ctx = ctx();
+    let mut s = 3u64;
+    let mut next = move || {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let data: Vec<LabeledPoint> = (0..3000)
+        .map(|_| LabeledPoint::new(0.0, vec![next(), next()]))
+        .collect();
+    let points = ctx.parallelize(data, 4);
+    let init: Vec<Vec<f64>> = (0..8).map(|i| vec![i as f64 / 8.0, 0.5]).collect();
+    let long = KMeans::new()
+        .initial_centers(init.clone())
+        .max_iter(20)
+        .tol(0.0)
+        .fit(&points)
+        .unwrap();
+    assert_eq!(
+        long.summary.training.iterations, 20,
+        "uniform data keeps moving for 20 iterations"
+    );
+    let first = KMeans::new()
+        .initial_centers(init)
+        .max_iter(9)
+        .tol(0.0)
+        .fit(&points)
+        .unwrap();
+    let rest = KMeans::new()
+        .initial_centers(first.cluster_centers().to_vec())
+        .max_iter(11)
+        .tol(0.0)
+        .fit(&points)
+        .unwrap();
+    assert_eq!(long.cluster_centers(), rest.cluster_centers());
+}

@@ -132,6 +132,10 @@ fn lloyd_pass(blocks: &Rdd<NormedBlock>, centers: &[Vec<f64>], d: usize) -> Resu
     )?)
 }
 
+/// Passes whose bounds derive from one another before they restart from scratch (one exact
+/// pass): bounds the lineage depth of the cached bounds.
+const BOUNDS_LINEAGE_PASSES: usize = 8;
+
 /// Most numbers (`k × d`) of per-block statistics cached with a block's bounds.
 const FUSED_STATS_MAX: usize = 1 << 16;
 
@@ -347,6 +351,12 @@ impl KMeans {
         let mut drift = vec![0.0; centers.len()];
         let mut failure = None;
         while iterations < self.max_iter && !converged {
+            // Each pass's bounds derive from the previous pass's: start afresh every few passes
+            // so that the lineage a lost partition is recomputed through (and every task
+            // ships) stays short however many iterations run.
+            if iterations > 0 && iterations % BOUNDS_LINEAGE_PASSES == 0 {
+                state = blocks.map(|_: NormedBlock| Pass::default());
+            }
             let stats = match bounded_pass(blocks, &state, &centers, &drift, d) {
                 Ok((next, stats)) => {
                     if let Some(old) = cached.replace(next.clone()) {
