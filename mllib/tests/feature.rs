@@ -236,24 +236,3 @@ fn scaler_models_save_and_load() {
     );
     assert!(flint_mllib::feature::MinMaxScalerModel::load(dir.path().join("s.json")).is_err());
 }
-
-/// Throughput of `summarize` (run with `--release -- --ignored --nocapture`).
-#[test]
-#[ignore]
-fn summarize_throughput() {
-    let ctx = Context::local(2).unwrap();
-    let rows: Vec<LabeledPoint> = (0..1_000_000)
-        .map(|i| LabeledPoint::new(0.0, (0..10).map(|j| ((i * 7 + j) % 13) as f64 - 6.0).collect()))
-        .collect();
-    let data = ctx.parallelize(rows, 2).cache();
-    data.count().unwrap();
-    for _ in 0..3 {
-        let t = std::time::Instant::now();
-        let s = summarize(&data).unwrap();
-        println!(
-            "summarize 1M x 10 (cached): {:.3} s, mean[0] {}",
-            t.elapsed().as_secs_f64(),
-            s.mean[0]
-        );
-    }
-}
