@@ -227,3 +227,26 @@ fn bad_parameters_are_clear_errors() {
     let e = lbfgs().fit(&ctx.parallelize(Vec::new(), 2)).unwrap_err().to_string();
     assert!(e.contains("empty"), "{e}");
 }
+
+#[test]
+fn shipped_tasks_give_the_same_lbfgs_model() {
+    let (_, f) = fixtures()
+        .into_iter()
+        .find(|(n, _)| n == "linreg_elastic_net.json")
+        .unwrap();
+    let fit = |ctx: &Context| {
+        estimator(&f)
+            .solver(Solver::LBfgs)
+            .tol(1e-12)
+            .max_iter(1000)
+            .fit(&ctx.parallelize(points(&f), 3))
+            .unwrap()
+    };
+    let shipped = fit(&Context::builder().master("local[2]").ship_tasks(true).build().unwrap());
+    let plain = fit(&Context::local(2).unwrap());
+    assert_eq!(shipped.coefficients, plain.coefficients);
+    assert_eq!(
+        shipped.summary.training.loss_history,
+        plain.summary.training.loss_history
+    );
+}

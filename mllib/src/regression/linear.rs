@@ -20,11 +20,12 @@
 //! coefficient 0, as in Spark. The l-bfgs solver stops after `max_iter` iterations or when
 //! the objective improves by less than `tol` relative to its value.
 //!
-//! The summary: objective at the optimum (l-bfgs: after every iteration, Spark's
-//! `objectiveHistory`, in the units above: Spark's values times `σ_y²`), RMSE, MSE, MAE and R² on the training data
-//! (weighted; R² about the weighted mean, or about 0 without an intercept, as Spark), and for
-//! `α = 0` with the normal solver Spark's coefficient standard errors `sqrt(σ̂² · diag((XᵀWX + penalty)⁻¹))` with
-//! `σ̂² = Σ w r² / (n − rank)`, t values and Student t p-values.
+//! The summary: objective at the optimum (l-bfgs: at the start and after every iteration,
+//! Spark's `objectiveHistory` in the units above, i.e. Spark's values times `σ_y²`), RMSE,
+//! MSE, MAE and R² on the training data (weighted; R² about the weighted mean, or about 0
+//! without an intercept, as Spark), and for `α = 0` with the normal solver Spark's
+//! coefficient standard errors `sqrt(σ̂² · diag((XᵀWX + penalty)⁻¹))` with
+//! `σ̂² = Σ w r² / (n − rank)`, t values and Student t p-values (none with l-bfgs, as Spark).
 
 use std::path::Path;
 use std::time::Instant;
