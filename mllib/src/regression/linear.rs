@@ -1,6 +1,9 @@
-//! Linear regression by the normal equations, as Spark ML's `LinearRegression` with solver
-//! `normal` (Spark's `WeightedLeastSquares`, features standardised when `standardization`
-//! is on, the label always): one job accumulates the weighted Gram matrix, the driver solves.
+//! Linear regression as Spark ML's `LinearRegression`: solver `normal` (Spark's
+//! `WeightedLeastSquares`, features standardised when `standardization` is on, the label
+//! always): one job accumulates the weighted Gram matrix, the driver solves; solver `l-bfgs`
+//! (`lbfgs` module): L-BFGS, or OWL-QN with an L1 term, on the same objective in Spark's
+//! standardised space, one job per evaluation. Solver `auto` takes the normal equations up
+//! to [`MAX_NORMAL_FEATURES`] features and l-bfgs beyond.
 //!
 //! The objective (see [`super::wls`] for the derivation from Spark's standardised one), with
 //! `W = Σ w_i`, `σ_y` and `σ_j` the population weighted standard deviations of the label and
@@ -14,12 +17,15 @@
 //! (the intercept `b` is not penalised; without an intercept `b = 0`). Ridge (`α = 0`) is one
 //! Cholesky solve; the elastic net (`α > 0`) runs cyclic coordinate descent on the same normal
 //! equations, the optimum Spark's OWL-QN on them approaches. Features of zero variance get
-//! coefficient 0, as in Spark.
+//! coefficient 0, as in Spark. The l-bfgs solver stops after `max_iter` iterations or when
+//! the objective improves by less than `tol` relative to its value.
 //!
-//! The summary: objective at the optimum, RMSE, MSE, MAE and R² on the training data
-//! (weighted; R² about the weighted mean, or about 0 without an intercept, as Spark), and for
-//! `α = 0` Spark's coefficient standard errors `sqrt(σ̂² · diag((XᵀWX + penalty)⁻¹))` with
-//! `σ̂² = Σ w r² / (n − rank)`, t values and Student t p-values.
+//! The summary: objective at the optimum (l-bfgs: at the start and after every iteration,
+//! Spark's `objectiveHistory` in the units above, i.e. Spark's values times `σ_y²`), RMSE,
+//! MSE, MAE and R² on the training data (weighted; R² about the weighted mean, or about 0
+//! without an intercept, as Spark), and for `α = 0` with the normal solver Spark's
+//! coefficient standard errors `sqrt(σ̂² · diag((XᵀWX + penalty)⁻¹))` with
+//! `σ̂² = Σ w r² / (n − rank)`, t values and Student t p-values (none with l-bfgs, as Spark).
 
 use std::path::Path;
 use std::time::Instant;
@@ -37,6 +43,9 @@ use crate::linalg::Vector;
 use crate::linalg::kernels::dot;
 use crate::persist::{load_model, save_model};
 use crate::summary::TrainingSummary;
+use lbfgs::LbfgsParams;
+
+mod lbfgs;
 
 /// Most features the normal equations are used for with solver `auto` (Spark's
 /// `WeightedLeastSquares.MAX_NUM_FEATURES`).
@@ -49,7 +58,7 @@ pub enum Solver {
     Auto,
     /// The normal equations.
     Normal,
-    /// L-BFGS / OWL-QN on the loss (not available yet in this build: an error).
+    /// L-BFGS on the loss, OWL-QN when it has an L1 term (`reg_param · elastic_net_param > 0`).
     LBfgs,
 }
 
@@ -66,7 +75,8 @@ impl Solver {
 }
 
 /// The linear regression estimator. Defaults: `reg_param = 0`, `elastic_net_param = 0`,
-/// an intercept, `standardization = true`, solver `auto`; row weights come from the points.
+/// an intercept, `standardization = true`, solver `auto`, `max_iter = 100`, `tol = 1e-6`;
+/// row weights come from the points.
 ///
 /// ```
 /// use flint_engine::Context;
@@ -87,6 +97,8 @@ pub struct LinearRegression {
     fit_intercept: bool,
     standardization: bool,
     solver: Solver,
+    max_iter: usize,
+    tol: f64,
 }
 
 impl Default for LinearRegression {
@@ -104,6 +116,8 @@ impl LinearRegression {
             fit_intercept: true,
             standardization: true,
             solver: Solver::Auto,
+            max_iter: 100,
+            tol: 1e-6,
         }
     }
 
@@ -137,6 +151,36 @@ impl LinearRegression {
         self
     }
 
+    /// Iteration limit of the l-bfgs solver, at least 1 (default 100).
+    pub fn max_iter(mut self, n: usize) -> Self {
+        self.max_iter = n;
+        self
+    }
+
+    /// Convergence tolerance of the l-bfgs solver, finite and `>= 0` (default 1e-6): it stops
+    /// when an iteration improves the objective by less than `tol` relative to its value.
+    pub fn tol(mut self, tol: f64) -> Self {
+        self.tol = tol;
+        self
+    }
+
+    /// The solver a fit on `num_features` features uses: [`Solver::Normal`] or
+    /// [`Solver::LBfgs`] (`auto` picks the normal equations up to [`MAX_NORMAL_FEATURES`]
+    /// features, as Spark).
+    ///
+    /// ```
+    /// use flint_mllib::regression::{LinearRegression, Solver};
+    /// assert_eq!(LinearRegression::new().effective_solver(4096), Solver::Normal);
+    /// assert_eq!(LinearRegression::new().effective_solver(4097), Solver::LBfgs);
+    /// ```
+    pub fn effective_solver(&self, num_features: usize) -> Solver {
+        match self.solver {
+            Solver::Auto if num_features > MAX_NORMAL_FEATURES => Solver::LBfgs,
+            Solver::Auto | Solver::Normal => Solver::Normal,
+            Solver::LBfgs => Solver::LBfgs,
+        }
+    }
+
     fn validate(&self) -> Result<()> {
         if !(self.reg_param >= 0.0 && self.reg_param.is_finite()) {
             return Err(MlError::param("reg_param", self.reg_param, "a finite value >= 0"));
@@ -148,18 +192,18 @@ impl LinearRegression {
                 "a value in [0, 1]",
             ));
         }
-        if self.solver == Solver::LBfgs {
-            return Err(MlError::param(
-                "solver",
-                "l-bfgs",
-                "auto or normal: the l-bfgs solver is not available in this build",
-            ));
+        if self.max_iter == 0 {
+            return Err(MlError::param("max_iter", self.max_iter, ">= 1"));
+        }
+        if !(self.tol >= 0.0 && self.tol.is_finite()) {
+            return Err(MlError::param("tol", self.tol, "a finite value >= 0"));
         }
         Ok(())
     }
 
-    /// Fits the model: one job to check and cache the data, one for the normal equations, one
-    /// for the summary.
+    /// Fits the model: one job to check and cache the data, one for the normal equations (or,
+    /// with l-bfgs, one for the moments and one per evaluation of the objective), one for the
+    /// summary.
     pub fn fit(&self, data: &Rdd<LabeledPoint>) -> Result<LinearRegressionModel> {
         self.validate()?;
         let start = Instant::now();
@@ -183,15 +227,8 @@ impl LinearRegression {
         label_mean: f64,
         start: Instant,
     ) -> Result<LinearRegressionModel> {
-        if self.solver == Solver::Auto && cols > MAX_NORMAL_FEATURES {
-            return Err(MlError::param(
-                "solver",
-                "auto",
-                format!(
-                    "{cols} features are more than the normal equations take ({MAX_NORMAL_FEATURES}), and the \
-                     l-bfgs solver is not available in this build; set solver normal to use them anyway"
-                ),
-            ));
+        if self.effective_solver(cols) == Solver::LBfgs {
+            return self.fit_lbfgs(blocks, cols, rows, label_mean, start);
         }
         let stats = normal_stats(blocks, cols, WorkingResponse::Label)?;
         let sol = solve(
@@ -204,30 +241,7 @@ impl LinearRegression {
                 standardize_label: true,
             },
         )?;
-        let center = if self.fit_intercept { label_mean } else { 0.0 };
-        let bc = blocks
-            .context()
-            .broadcast((sol.coefficients.clone(), sol.intercept, center));
-        let [sse, sae, sst, wsum] = blocks.tree_aggregate(
-            [0.0f64; 4],
-            with(
-                bc,
-                |bc: &Broadcast<(Vec<f64>, f64, f64)>, mut acc: [f64; 4], block: InstanceBlock| {
-                    let (beta, b, center) = bc.value();
-                    for r in 0..block.rows {
-                        let (y, w) = (block.labels[r], block.weights[r]);
-                        let res = dot(block.row(r), beta) + b - y;
-                        acc[0] += w * res * res;
-                        acc[1] += w * res.abs();
-                        acc[2] += w * (y - center) * (y - center);
-                        acc[3] += w;
-                    }
-                    acc
-                },
-            ),
-            |a: [f64; 4], b: [f64; 4]| [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]],
-            2,
-        )?;
+        let (sse, sae, sst, wsum) = self.residual_sums(blocks, &sol.coefficients, sol.intercept, label_mean)?;
         let objective = sse / (2.0 * wsum) + sol.penalty;
         let rank = cols + usize::from(self.fit_intercept);
         let df = rows as i64 - rank as i64;
@@ -268,14 +282,102 @@ impl LinearRegression {
             },
         })
     }
+
+    /// The l-bfgs path: no standard errors (as Spark), the objective after every iteration.
+    fn fit_lbfgs(
+        &self,
+        blocks: &Rdd<InstanceBlock>,
+        cols: usize,
+        rows: u64,
+        label_mean: f64,
+        start: Instant,
+    ) -> Result<LinearRegressionModel> {
+        let sol = lbfgs::solve(
+            blocks,
+            cols,
+            &LbfgsParams {
+                fit_intercept: self.fit_intercept,
+                reg_param: self.reg_param,
+                elastic_net_param: self.elastic_net_param,
+                standardization: self.standardization,
+                max_iter: self.max_iter,
+                tol: self.tol,
+            },
+        )?;
+        let (sse, sae, sst, wsum) = self.residual_sums(blocks, &sol.coefficients, sol.intercept, label_mean)?;
+        let rank = cols + usize::from(self.fit_intercept);
+        let df = rows as i64 - rank as i64;
+        let train_seconds = start.elapsed().as_secs_f64();
+        info!(
+            objective = sol.objective_history.last().copied().unwrap_or(f64::NAN),
+            iterations = sol.iterations,
+            converged = sol.converged,
+            "linear regression fitted (l-bfgs)"
+        );
+        Ok(LinearRegressionModel {
+            coefficients: sol.coefficients,
+            intercept: sol.intercept,
+            summary: LinearRegressionSummary {
+                training: TrainingSummary {
+                    iterations: sol.iterations,
+                    loss_history: sol.objective_history,
+                    converged: sol.converged,
+                    train_seconds,
+                },
+                num_instances: rows,
+                degrees_of_freedom: df,
+                root_mean_squared_error: (sse / wsum).sqrt(),
+                mean_squared_error: sse / wsum,
+                mean_absolute_error: sae / wsum,
+                r2: 1.0 - sse / sst,
+                coefficient_standard_errors: None,
+                t_values: None,
+                p_values: None,
+            },
+        })
+    }
+
+    /// One job: `(Σ w r², Σ w |r|, Σ w (y − ȳ)², Σ w)` of the model (`ȳ = 0` without an intercept).
+    fn residual_sums(
+        &self,
+        blocks: &Rdd<InstanceBlock>,
+        coefficients: &[f64],
+        intercept: f64,
+        label_mean: f64,
+    ) -> Result<(f64, f64, f64, f64)> {
+        let center = if self.fit_intercept { label_mean } else { 0.0 };
+        let bc = blocks.context().broadcast((coefficients.to_vec(), intercept, center));
+        let [sse, sae, sst, wsum] = blocks.tree_aggregate(
+            [0.0f64; 4],
+            with(
+                bc,
+                |bc: &Broadcast<(Vec<f64>, f64, f64)>, mut acc: [f64; 4], block: InstanceBlock| {
+                    let (beta, b, center) = bc.value();
+                    for r in 0..block.rows {
+                        let (y, w) = (block.labels[r], block.weights[r]);
+                        let res = dot(block.row(r), beta) + b - y;
+                        acc[0] += w * res * res;
+                        acc[1] += w * res.abs();
+                        acc[2] += w * (y - center) * (y - center);
+                        acc[3] += w;
+                    }
+                    acc
+                },
+            ),
+            |a: [f64; 4], b: [f64; 4]| [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]],
+            2,
+        )?;
+        Ok((sse, sae, sst, wsum))
+    }
 }
 
 /// What training found (Spark's `LinearRegressionTrainingSummary`, weighted metrics).
 /// Per-coefficient arrays list the coefficients, then the intercept when one was fitted.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LinearRegressionSummary {
-    /// Coordinate-descent sweeps (0 for a direct solve); `loss_history` holds the objective at
-    /// the optimum.
+    /// Normal solver: coordinate-descent sweeps (0 for a direct solve), `loss_history` holds
+    /// the objective at the optimum. L-BFGS: its iterations, `loss_history` the objective at
+    /// the start and after every iteration (Spark's `objectiveHistory` times `σ_y²`).
     pub training: TrainingSummary,
     /// Rows of the training data.
     pub num_instances: u64,
@@ -289,7 +391,8 @@ pub struct LinearRegressionSummary {
     pub mean_absolute_error: f64,
     /// `1 − Σ w r² / Σ w (y − ȳ)²` (`ȳ = 0` without an intercept).
     pub r2: f64,
-    /// Standard errors (ridge and least squares only: `None` with an L1 penalty).
+    /// Standard errors (normal solver, ridge and least squares only: `None` with an L1
+    /// penalty or the l-bfgs solver, as Spark).
     pub coefficient_standard_errors: Option<Vec<f64>>,
     /// Estimates over their standard errors.
     pub t_values: Option<Vec<f64>>,

@@ -1,0 +1,263 @@
+//! The l-bfgs solver of [`LinearRegression`](super::LinearRegression), as Spark's
+//! `LinearRegression` with solver `l-bfgs`: the same objective as the normal equations
+//! ([`super::super::wls`]), minimised by L-BFGS (no L1 term) or OWL-QN (an L1 term).
+//!
+//! As Spark, the optimiser works in standardised space: features `x̃_j = (x_j − c_j)/σ_j`, the
+//! label `ỹ = (y − c_y)/σ_y` (`c` the weighted means with an intercept, 0 without; `σ` the
+//! *population* weighted standard deviations, as the normal equations use), over the
+//! standardised coefficients `β̃_j = β_j σ_j/σ_y` only: with an intercept it is found in
+//! closed form afterwards (`b = ȳ − Σ β_j x̄_j`, Spark's centred least squares). The
+//! standardised objective is
+//!
+//! ```text
+//! F(β̃) = 1/(2W) Σ_i w_i (x̃_iᵀβ̃ − ỹ_i)²  +  λ(1−α)/(2σ_y) Σ_j (β̃_j/t_j)²  +  λα/σ_y Σ_j |β̃_j|/t_j
+//! ```
+//!
+//! with `t_j = 1` with standardization and `σ_j` without; `σ_y² F` is the objective of the
+//! normal equations. Features of zero variance keep coefficient 0.
+//!
+//! One pass computes the moments, then every evaluation of `F` is one job: broadcast
+//! `v_j = β̃_j/σ_j` and the offset, per block `r = Xv − offset − y/σ_y` by `gemv`, accumulate
+//! `Σ w r²`, `Σ w r` and `Xᵀ(w r)` by `gemv_t_add`, combine with `tree_aggregate`.
+
+use flint_engine::{Broadcast, Rdd, with};
+use serde::{Deserialize, Serialize};
+
+use crate::data::InstanceBlock;
+use crate::error::{MlError, Result};
+use crate::linalg::kernels::{gemv, gemv_t_add};
+use crate::optim::{Lbfgs, Minimum, OwlQn};
+
+/// Weighted first and second moments of the features and the label: one pass.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Moments {
+    wsum: f64,
+    x: Vec<f64>,
+    xx: Vec<f64>,
+    y: f64,
+    yy: f64,
+}
+
+impl Moments {
+    fn new(cols: usize) -> Self {
+        Moments {
+            wsum: 0.0,
+            x: vec![0.0; cols],
+            xx: vec![0.0; cols],
+            y: 0.0,
+            yy: 0.0,
+        }
+    }
+
+    fn add_block(mut self, block: &InstanceBlock) -> Self {
+        for r in 0..block.rows {
+            let (w, y) = (block.weights[r], block.labels[r]);
+            self.wsum += w;
+            self.y += w * y;
+            self.yy += w * y * y;
+            for ((sx, sxx), &v) in self.x.iter_mut().zip(self.xx.iter_mut()).zip(block.row(r)) {
+                *sx += w * v;
+                *sxx += w * v * v;
+            }
+        }
+        self
+    }
+
+    fn merge(mut self, o: Moments) -> Self {
+        self.wsum += o.wsum;
+        self.y += o.y;
+        self.yy += o.yy;
+        for (a, b) in self.x.iter_mut().zip(&o.x) {
+            *a += b;
+        }
+        for (a, b) in self.xx.iter_mut().zip(&o.xx) {
+            *a += b;
+        }
+        self
+    }
+}
+
+/// The parameters of one solve.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct LbfgsParams {
+    pub fit_intercept: bool,
+    pub reg_param: f64,
+    pub elastic_net_param: f64,
+    pub standardization: bool,
+    pub max_iter: usize,
+    pub tol: f64,
+}
+
+/// The optimum found.
+#[derive(Clone, Debug)]
+pub(super) struct LbfgsSolution {
+    pub coefficients: Vec<f64>,
+    pub intercept: f64,
+    /// The objective of the normal equations (`σ_y² F`) at the start and after every
+    /// iteration (Spark's `objectiveHistory`, which reports `F` itself).
+    pub objective_history: Vec<f64>,
+    pub iterations: usize,
+    pub converged: bool,
+}
+
+/// What each evaluation ships: `v_j = β̃_j/σ_j`, `offset = Σ v_j c_j − c_y/σ_y`, `1/σ_y`.
+type EvalState = Broadcast<(Vec<f64>, f64, f64)>;
+
+/// `(Xᵀ(w r), Σ w r², Σ w r)` summed over the blocks.
+type Sums = (Vec<f64>, f64, f64);
+
+/// Minimises the objective over the cached `blocks` of `cols` features.
+pub(super) fn solve(blocks: &Rdd<InstanceBlock>, cols: usize, p: &LbfgsParams) -> Result<LbfgsSolution> {
+    let m = blocks.tree_aggregate(
+        Moments::new(cols),
+        with(cols, |_: &usize, acc: Moments, block: InstanceBlock| {
+            acc.add_block(&block)
+        }),
+        |a: Moments, b: Moments| a.merge(b),
+        2,
+    )?;
+    if m.wsum <= 0.0 {
+        return Err(MlError::Data("the weights sum to 0".into()));
+    }
+    let bad = !(m.y.is_finite() && m.yy.is_finite()) || m.x.iter().chain(&m.xx).any(|v| !v.is_finite());
+    if bad {
+        return Err(MlError::Data(
+            "the feature or label moments overflowed (non-finite sums): rescale the features or labels".into(),
+        ));
+    }
+    let wsum = m.wsum;
+    let mean_y = m.y / wsum;
+    let ey2 = m.yy / wsum;
+    let var_y = (ey2 - mean_y * mean_y).max(0.0);
+    let mut sigma_y = var_y.sqrt();
+    // The same special cases as the normal equations (`wls::solve`).
+    if var_y <= 1e-14 * ey2 {
+        if p.fit_intercept || mean_y == 0.0 {
+            let intercept = if p.fit_intercept { mean_y } else { 0.0 };
+            return Ok(LbfgsSolution {
+                coefficients: vec![0.0; cols],
+                intercept,
+                objective_history: vec![0.0],
+                iterations: 0,
+                converged: true,
+            });
+        }
+        if p.reg_param > 0.0 {
+            return Err(MlError::Data(
+                "the label is constant: the model cannot be regularized when labels are standardized".into(),
+            ));
+        }
+        sigma_y = mean_y.abs();
+    }
+    let mean_x: Vec<f64> = m.x.iter().map(|s| s / wsum).collect();
+    // σ_j, or 0 for a feature of zero variance (it keeps coefficient 0).
+    let sigma_x: Vec<f64> = (0..cols)
+        .map(|j| {
+            let (ex2, mj) = (m.xx[j] / wsum, mean_x[j]);
+            let var = ex2 - mj * mj;
+            if var > 1e-14 * ex2 { var.sqrt() } else { 0.0 }
+        })
+        .collect();
+    let center_x: Vec<f64> = if p.fit_intercept {
+        mean_x.clone()
+    } else {
+        vec![0.0; cols]
+    };
+    let center_y = if p.fit_intercept { mean_y } else { 0.0 };
+    // Per-coordinate penalty weights in standardised space (0 for constant features).
+    let scale = |j: usize| {
+        if sigma_x[j] == 0.0 {
+            0.0
+        } else if p.standardization {
+            1.0
+        } else {
+            1.0 / sigma_x[j]
+        }
+    };
+    let reg = p.reg_param / sigma_y;
+    let l2: Vec<f64> = (0..cols)
+        .map(|j| reg * (1.0 - p.elastic_net_param) * scale(j) * scale(j))
+        .collect();
+    let l1: Vec<f64> = (0..cols).map(|j| reg * p.elastic_net_param * scale(j)).collect();
+
+    let ctx = blocks.context();
+    let mut objective = |beta: &[f64]| -> Result<(f64, Vec<f64>)> {
+        let v: Vec<f64> = beta
+            .iter()
+            .zip(&sigma_x)
+            .map(|(b, s)| if *s == 0.0 { 0.0 } else { b / s })
+            .collect();
+        let offset = v.iter().zip(&center_x).map(|(v, c)| v * c).sum::<f64>() - center_y / sigma_y;
+        let state: EvalState = ctx.broadcast((v, offset, 1.0 / sigma_y));
+        let (xwr, swr2, swr): Sums = blocks.tree_aggregate(
+            (vec![0.0; cols], 0.0, 0.0),
+            with(state, |bc: &EvalState, mut acc: Sums, block: InstanceBlock| {
+                let (v, offset, inv_sy) = bc.value();
+                let mut r = vec![0.0; block.rows];
+                gemv(&block.features, block.rows, block.cols, v, &mut r);
+                for (i, ri) in r.iter_mut().enumerate() {
+                    let res = *ri - offset - block.labels[i] * inv_sy;
+                    let wr = block.weights[i] * res;
+                    acc.1 += wr * res;
+                    acc.2 += wr;
+                    *ri = wr;
+                }
+                gemv_t_add(&block.features, block.rows, block.cols, &r, &mut acc.0);
+                acc
+            }),
+            |mut a: Sums, b: Sums| {
+                for (x, y) in a.0.iter_mut().zip(&b.0) {
+                    *x += y;
+                }
+                (a.0, a.1 + b.1, a.2 + b.2)
+            },
+            2,
+        )?;
+        let mut value = swr2 / (2.0 * wsum);
+        let mut grad = vec![0.0; cols];
+        for j in 0..cols {
+            if sigma_x[j] == 0.0 {
+                continue;
+            }
+            grad[j] = (xwr[j] - center_x[j] * swr) / (wsum * sigma_x[j]) + l2[j] * beta[j];
+            value += 0.5 * l2[j] * beta[j] * beta[j];
+        }
+        if !value.is_finite() {
+            return Err(MlError::Data(
+                "the least-squares loss is not finite: rescale the features or labels".into(),
+            ));
+        }
+        Ok((value, grad))
+    };
+    let x0 = vec![0.0; cols];
+    let min: Minimum = if p.elastic_net_param * p.reg_param == 0.0 {
+        Lbfgs::new()
+            .max_iter(p.max_iter)
+            .tol(p.tol)
+            .minimize(&mut objective, x0)?
+    } else {
+        OwlQn::new(l1)
+            .max_iter(p.max_iter)
+            .tol(p.tol)
+            .minimize(&mut objective, x0)?
+    };
+    let coefficients: Vec<f64> = min
+        .x
+        .iter()
+        .zip(&sigma_x)
+        .map(|(b, s)| if *s == 0.0 { 0.0 } else { b * sigma_y / s })
+        .collect();
+    let intercept = if p.fit_intercept {
+        mean_y - coefficients.iter().zip(&mean_x).map(|(b, m)| b * m).sum::<f64>()
+    } else {
+        0.0
+    };
+    let s2 = sigma_y * sigma_y;
+    Ok(LbfgsSolution {
+        coefficients,
+        intercept,
+        objective_history: min.loss_history.iter().map(|f| f * s2).collect(),
+        iterations: min.iterations,
+        converged: min.converged,
+    })
+}
