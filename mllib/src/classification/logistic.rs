@@ -4,7 +4,8 @@
 //! `regParam·((1−α)/2·‖β‖₂² + α·‖β‖₁)` (`α = elasticNetParam`, intercepts never penalised),
 //! with the penalty on the coefficients of the features divided by their standard deviation
 //! when `standardization` is on (the default; features are not centred). L-BFGS minimises it
-//! when the L1 part is zero, OWL-QN otherwise.
+//! when the L1 part is zero, OWL-QN otherwise; with [`Solver::Sgd`] (binomial, L2 only) Spark's
+//! mini-batch gradient descent does (module `sgd`), in the same scaled space.
 //!
 //! The multinomial model is over-parameterised as Spark's: one coefficient vector and one
 //! intercept per class. Its intercepts are reported centred (mean 0 over the classes); without
@@ -23,9 +24,12 @@ use super::stats::{ClassStats, scaled_blocks};
 use crate::data::{DEFAULT_BLOCK_ROWS, InstanceBlock, LabeledPoint};
 use crate::error::{MlError, Result};
 use crate::linalg::Vector;
-use crate::optim::{Lbfgs, Minimum, OwlQn};
+use crate::optim::{GradientDescent, Lbfgs, Minimum, OwlQn};
 use crate::persist::{load_model, save_model};
+use crate::regression::Solver;
 use crate::summary::TrainingSummary;
+
+mod sgd;
 
 /// The label distribution a [`LogisticRegression`] models.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +75,16 @@ pub struct LogisticRegression {
     pub aggregation_depth: u32,
     /// Rows per instance block (default [`DEFAULT_BLOCK_ROWS`]).
     pub block_rows: usize,
+    /// The optimizer (default `Auto`): `Auto` and `LBfgs` run L-BFGS (OWL-QN with an L1
+    /// term), `Sgd` mini-batch gradient descent (binomial, `elastic_net_param = 0` only);
+    /// `Normal` is for linear regression only and is rejected.
+    pub solver: Solver,
+    /// Initial step size of the sgd solver, `η/√i` at iteration `i` (default 1.0).
+    pub step_size: f64,
+    /// Fraction of the rows the sgd solver samples per iteration, in (0, 1] (default 1.0).
+    pub mini_batch_fraction: f64,
+    /// Seed of the sgd solver's samples (default 42).
+    pub seed: u64,
 }
 
 impl Default for LogisticRegression {
@@ -86,6 +100,10 @@ impl Default for LogisticRegression {
             threshold: 0.5,
             aggregation_depth: 2,
             block_rows: DEFAULT_BLOCK_ROWS,
+            solver: Solver::Auto,
+            step_size: 1.0,
+            mini_batch_fraction: 1.0,
+            seed: 42,
         }
     }
 }
@@ -159,9 +177,53 @@ impl LogisticRegression {
         self
     }
 
+    /// Sets the optimizer (see the `solver` field).
+    pub fn solver(mut self, solver: Solver) -> Self {
+        self.solver = solver;
+        self
+    }
+
+    /// Sets the initial step size of the sgd solver.
+    pub fn step_size(mut self, v: f64) -> Self {
+        self.step_size = v;
+        self
+    }
+
+    /// Sets the fraction of the rows the sgd solver samples per iteration.
+    pub fn mini_batch_fraction(mut self, v: f64) -> Self {
+        self.mini_batch_fraction = v;
+        self
+    }
+
+    /// Sets the seed of the sgd solver's samples.
+    pub fn seed(mut self, v: u64) -> Self {
+        self.seed = v;
+        self
+    }
+
     fn validate(&self) -> Result<()> {
         if !(self.reg_param.is_finite() && self.reg_param >= 0.0) {
             return Err(MlError::param("reg_param", self.reg_param, "finite and >= 0"));
+        }
+        if self.solver == Solver::Normal {
+            return Err(MlError::param("solver", "normal", "auto, l-bfgs or sgd"));
+        }
+        if !(self.step_size.is_finite() && self.step_size > 0.0) {
+            return Err(MlError::param("step_size", self.step_size, "finite and > 0"));
+        }
+        if !(self.mini_batch_fraction > 0.0 && self.mini_batch_fraction <= 1.0) {
+            return Err(MlError::param(
+                "mini_batch_fraction",
+                self.mini_batch_fraction,
+                "in (0, 1]",
+            ));
+        }
+        if self.solver == Solver::Sgd && self.elastic_net_param > 0.0 {
+            return Err(MlError::param(
+                "elastic_net_param",
+                self.elastic_net_param,
+                "0 with solver sgd (L2 regularization only)",
+            ));
         }
         if !(0.0..=1.0).contains(&self.elastic_net_param) {
             return Err(MlError::param("elastic_net_param", self.elastic_net_param, "in [0, 1]"));
@@ -205,6 +267,13 @@ impl LogisticRegression {
             Family::Binomial => false,
             Family::Multinomial => true,
         };
+        if multinomial && self.solver == Solver::Sgd {
+            return Err(MlError::param(
+                "solver",
+                "sgd",
+                "a binomial model (labels 0 and 1, family auto or binomial): sgd is binomial only",
+            ));
+        }
         let d = stats.mean.len();
         let std = stats.std();
         let inv_std: Vec<f64> = std.iter().map(|s| if *s > 0.0 { 1.0 / s } else { 0.0 }).collect();
@@ -280,7 +349,15 @@ impl LogisticRegression {
             }
         }
 
-        let result: Result<Minimum> = if reg_l1 > 0.0 {
+        let result: Result<Minimum> = if self.solver == Solver::Sgd {
+            let gd = GradientDescent::new()
+                .step_size(self.step_size)
+                .num_iterations(self.max_iter)
+                .mini_batch_fraction(self.mini_batch_fraction)
+                .convergence_tol(self.tol)
+                .seed(self.seed);
+            sgd::minimize(&blocks, shape, &l2, depth, &gd, x0)
+        } else if reg_l1 > 0.0 {
             OwlQn::new(l1)
                 .max_iter(self.max_iter)
                 .tol(self.tol)

@@ -7,10 +7,16 @@
 //! `reg_param` λ > 0, its `SimpleUpdater` otherwise). The loss history records the sample's
 //! mean loss plus `λ/2·‖w‖²` of the weights it was computed at. It stops after `num_iterations`,
 //! or when `‖w_i − w_{i−1}‖ < convergence_tol · max(‖w_i‖, 1)`.
+//!
+//! The estimators' implementations draw their samples over cached [`InstanceBlock`]s with
+//! [`GradientDescent::sample_block`]: a Bernoulli(`fraction`) draw per row, seeded from the iteration's seed,
+//! the partition index and the block's position in its partition, so that a fit is
+//! reproducible whatever thread or process runs each task.
 
 use tracing::{debug, warn};
 
 use super::Minimum;
+use crate::data::InstanceBlock;
 use crate::error::{MlError, Result};
 use crate::linalg::kernels::{axpy, dot};
 
@@ -135,6 +141,13 @@ impl GradientDescent {
         Ok(())
     }
 
+    /// The rows of `block` a [`StochasticGradient`] over cached blocks uses: independent
+    /// Bernoulli(`fraction`) draws seeded from `(seed, partition, index)` (`index`: the block's
+    /// position in its partition), so the same arguments keep the same rows.
+    pub(crate) fn sample_block(block: &InstanceBlock, fraction: f64, seed: u64, partition: usize, index: usize) -> InstanceBlock {
+        sample_block(block, fraction, seed, partition, index)
+    }
+
     /// Runs gradient descent from `w0`.
     pub fn minimize(&self, f: &mut dyn StochasticGradient, w0: Vec<f64>) -> Result<Minimum> {
         self.validate()?;
@@ -186,5 +199,40 @@ impl GradientDescent {
             iterations,
             converged,
         })
+    }
+}
+
+/// SplitMix64's finaliser: a well-mixed 64-bit hash.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The rows of `block` kept by independent Bernoulli(`fraction`) draws from a stream seeded by
+/// `(seed, partition, index)`: the same arguments always keep the same rows. With
+/// `fraction >= 1` the block itself (its arrays shared, nothing drawn).
+fn sample_block(block: &InstanceBlock, fraction: f64, seed: u64, partition: usize, index: usize) -> InstanceBlock {
+    if fraction >= 1.0 {
+        return block.clone();
+    }
+    let mut state = mix(mix(mix(seed) ^ partition as u64) ^ index as u64);
+    let mut features = Vec::with_capacity(((block.rows as f64 * fraction) as usize + 1) * block.cols);
+    let (mut labels, mut weights) = (Vec::new(), Vec::new());
+    for r in 0..block.rows {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let u = (mix(state) >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+        if u < fraction {
+            features.extend_from_slice(block.row(r));
+            labels.push(block.labels[r]);
+            weights.push(block.weights[r]);
+        }
+    }
+    InstanceBlock {
+        rows: labels.len(),
+        cols: block.cols,
+        features: features.into(),
+        labels: labels.into(),
+        weights: weights.into(),
     }
 }

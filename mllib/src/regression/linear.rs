@@ -2,8 +2,9 @@
 //! `WeightedLeastSquares`, features standardised when `standardization` is on, the label
 //! always): one job accumulates the weighted Gram matrix, the driver solves; solver `l-bfgs`
 //! (`lbfgs` module): L-BFGS, or OWL-QN with an L1 term, on the same objective in Spark's
-//! standardised space, one job per evaluation. Solver `auto` takes the normal equations up
-//! to [`MAX_NORMAL_FEATURES`] features and l-bfgs beyond.
+//! standardised space, one job per evaluation; solver `sgd` (`sgd` module, L2 only): Spark's
+//! mini-batch gradient descent on that standardised objective, one job per iteration. Solver
+//! `auto` takes the normal equations up to [`MAX_NORMAL_FEATURES`] features and l-bfgs beyond.
 //!
 //! The objective (see [`super::wls`] for the derivation from Spark's standardised one), with
 //! `W = Σ w_i`, `σ_y` and `σ_j` the population weighted standard deviations of the label and
@@ -43,9 +44,11 @@ use crate::linalg::Vector;
 use crate::linalg::kernels::dot;
 use crate::persist::{load_model, save_model};
 use crate::summary::TrainingSummary;
-use lbfgs::LbfgsParams;
+use lbfgs::{LbfgsParams, LbfgsSolution};
+use sgd::SgdParams;
 
 mod lbfgs;
+mod sgd;
 
 /// Most features the normal equations are used for with solver `auto` (Spark's
 /// `WeightedLeastSquares.MAX_NUM_FEATURES`).
@@ -60,22 +63,27 @@ pub enum Solver {
     Normal,
     /// L-BFGS on the loss, OWL-QN when it has an L1 term (`reg_param · elastic_net_param > 0`).
     LBfgs,
+    /// Mini-batch stochastic gradient descent (Spark's `GradientDescent`), L2 only. For
+    /// [`LogisticRegression`](crate::classification::LogisticRegression) too.
+    Sgd,
 }
 
 impl Solver {
-    /// Parses Spark's solver names (`auto`, `normal`, `l-bfgs`).
+    /// Parses Spark's solver names (`auto`, `normal`, `l-bfgs`) and `sgd`.
     pub fn parse(name: &str) -> Result<Solver> {
         match name.to_ascii_lowercase().as_str() {
             "auto" => Ok(Solver::Auto),
             "normal" => Ok(Solver::Normal),
             "l-bfgs" | "lbfgs" => Ok(Solver::LBfgs),
-            _ => Err(MlError::param("solver", name, "one of auto, normal, l-bfgs")),
+            "sgd" => Ok(Solver::Sgd),
+            _ => Err(MlError::param("solver", name, "one of auto, normal, l-bfgs, sgd")),
         }
     }
 }
 
 /// The linear regression estimator. Defaults: `reg_param = 0`, `elastic_net_param = 0`,
-/// an intercept, `standardization = true`, solver `auto`, `max_iter = 100`, `tol = 1e-6`;
+/// an intercept, `standardization = true`, solver `auto`, `max_iter = 100`, `tol = 1e-6`,
+/// and for solver `sgd` `step_size = 1.0`, `mini_batch_fraction = 1.0`, `seed = 42`;
 /// row weights come from the points.
 ///
 /// ```
@@ -99,6 +107,9 @@ pub struct LinearRegression {
     solver: Solver,
     max_iter: usize,
     tol: f64,
+    step_size: f64,
+    mini_batch_fraction: f64,
+    seed: u64,
 }
 
 impl Default for LinearRegression {
@@ -118,6 +129,9 @@ impl LinearRegression {
             solver: Solver::Auto,
             max_iter: 100,
             tol: 1e-6,
+            step_size: 1.0,
+            mini_batch_fraction: 1.0,
+            seed: 42,
         }
     }
 
@@ -151,7 +165,7 @@ impl LinearRegression {
         self
     }
 
-    /// Iteration limit of the l-bfgs solver, at least 1 (default 100).
+    /// Iteration limit of the l-bfgs and sgd solvers, at least 1 (default 100).
     pub fn max_iter(mut self, n: usize) -> Self {
         self.max_iter = n;
         self
@@ -161,6 +175,25 @@ impl LinearRegression {
     /// when an iteration improves the objective by less than `tol` relative to its value.
     pub fn tol(mut self, tol: f64) -> Self {
         self.tol = tol;
+        self
+    }
+
+    /// Initial step size `η` of the sgd solver, finite and `> 0` (default 1.0): iteration `i`
+    /// steps `η/√i` along the (mini-batch) gradient in standardised space.
+    pub fn step_size(mut self, v: f64) -> Self {
+        self.step_size = v;
+        self
+    }
+
+    /// Fraction of the rows the sgd solver samples per iteration, in `(0, 1]` (default 1.0).
+    pub fn mini_batch_fraction(mut self, v: f64) -> Self {
+        self.mini_batch_fraction = v;
+        self
+    }
+
+    /// Seed of the sgd solver's samples (default 42): a fit is reproducible.
+    pub fn seed(mut self, v: u64) -> Self {
+        self.seed = v;
         self
     }
 
@@ -178,6 +211,7 @@ impl LinearRegression {
             Solver::Auto if num_features > MAX_NORMAL_FEATURES => Solver::LBfgs,
             Solver::Auto | Solver::Normal => Solver::Normal,
             Solver::LBfgs => Solver::LBfgs,
+            Solver::Sgd => Solver::Sgd,
         }
     }
 
@@ -197,6 +231,23 @@ impl LinearRegression {
         }
         if !(self.tol >= 0.0 && self.tol.is_finite()) {
             return Err(MlError::param("tol", self.tol, "a finite value >= 0"));
+        }
+        if !(self.step_size.is_finite() && self.step_size > 0.0) {
+            return Err(MlError::param("step_size", self.step_size, "a finite value > 0"));
+        }
+        if !(self.mini_batch_fraction > 0.0 && self.mini_batch_fraction <= 1.0) {
+            return Err(MlError::param(
+                "mini_batch_fraction",
+                self.mini_batch_fraction,
+                "a value in (0, 1]",
+            ));
+        }
+        if self.solver == Solver::Sgd && self.elastic_net_param > 0.0 {
+            return Err(MlError::param(
+                "elastic_net_param",
+                self.elastic_net_param,
+                "0 with solver sgd (L2 regularization only)",
+            ));
         }
         Ok(())
     }
@@ -227,8 +278,26 @@ impl LinearRegression {
         label_mean: f64,
         start: Instant,
     ) -> Result<LinearRegressionModel> {
-        if self.effective_solver(cols) == Solver::LBfgs {
-            return self.fit_lbfgs(blocks, cols, rows, label_mean, start);
+        match self.effective_solver(cols) {
+            Solver::LBfgs => return self.fit_lbfgs(blocks, cols, rows, label_mean, start),
+            Solver::Sgd => {
+                let sol = sgd::solve(
+                    blocks,
+                    cols,
+                    &SgdParams {
+                        fit_intercept: self.fit_intercept,
+                        reg_param: self.reg_param,
+                        standardization: self.standardization,
+                        max_iter: self.max_iter,
+                        tol: self.tol,
+                        step_size: self.step_size,
+                        mini_batch_fraction: self.mini_batch_fraction,
+                        seed: self.seed,
+                    },
+                )?;
+                return self.iterative_model(blocks, sol, rows, label_mean, start, "sgd");
+            }
+            _ => {}
         }
         let stats = normal_stats(blocks, cols, WorkingResponse::Label)?;
         let sol = solve(
@@ -304,6 +373,20 @@ impl LinearRegression {
                 tol: self.tol,
             },
         )?;
+        self.iterative_model(blocks, sol, rows, label_mean, start, "l-bfgs")
+    }
+
+    /// The model of an iterative solver (l-bfgs, sgd): no standard errors (as Spark).
+    fn iterative_model(
+        &self,
+        blocks: &Rdd<InstanceBlock>,
+        sol: LbfgsSolution,
+        rows: u64,
+        label_mean: f64,
+        start: Instant,
+        solver: &str,
+    ) -> Result<LinearRegressionModel> {
+        let cols = sol.coefficients.len();
         let (sse, sae, sst, wsum) = self.residual_sums(blocks, &sol.coefficients, sol.intercept, label_mean)?;
         let rank = cols + usize::from(self.fit_intercept);
         let df = rows as i64 - rank as i64;
@@ -312,7 +395,8 @@ impl LinearRegression {
             objective = sol.objective_history.last().copied().unwrap_or(f64::NAN),
             iterations = sol.iterations,
             converged = sol.converged,
-            "linear regression fitted (l-bfgs)"
+            solver,
+            "linear regression fitted"
         );
         Ok(LinearRegressionModel {
             coefficients: sol.coefficients,

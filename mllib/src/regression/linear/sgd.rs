@@ -1,0 +1,236 @@
+//! The sgd solver of [`LinearRegression`](super::LinearRegression): Spark's mini-batch
+//! [`GradientDescent`] on the l-bfgs solver's standardised objective (see [`super::lbfgs`]):
+//! features `x̃_j = (x_j − c_j)/σ_j`, label `ỹ = (y − c_y)/σ_y`, coefficients `β̃_j = β_j σ_j/σ_y`,
+//!
+//! ```text
+//! F(β̃) = 1/(2W) Σ_i w_i (x̃_iᵀβ̃ − ỹ_i)²  +  λ/(2σ_y) Σ_j (β̃_j/t_j)²
+//! ```
+//!
+//! (L2 only; `t_j = 1` with standardization, `σ_j` without), the intercept in closed form
+//! afterwards. One pass computes the moments; then each iteration is one job: broadcast
+//! `v_j = β̃_j/σ_j` and the offset, draw each block's rows with
+//! [`GradientDescent::sample_block`] (seeded from the iteration's seed, the partition index and
+//! the block's position), accumulate `Σ w r²`, `Σ w r`, `Xᵀ(w r)` and `Σ w` of the sample, combine
+//! with `tree_aggregate`. The penalty is added on the driver, scaled by the sample's weight (the
+//! optimizer divides by it); the optimizer's own `reg_param` stays 0.
+
+use flint_engine::{BoxIter, Broadcast, Rdd, with};
+
+use super::lbfgs::LbfgsSolution;
+use crate::data::InstanceBlock;
+use crate::error::{MlError, Result};
+use crate::optim::{GradientDescent, StochasticGradient};
+
+/// The parameters of one solve.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct SgdParams {
+    pub fit_intercept: bool,
+    pub reg_param: f64,
+    pub standardization: bool,
+    pub max_iter: usize,
+    pub tol: f64,
+    pub step_size: f64,
+    pub mini_batch_fraction: f64,
+    pub seed: u64,
+}
+
+/// `(Σ w, Σ w x, Σ w x², Σ w y, Σ w y²)`.
+type Moments = (f64, Vec<f64>, Vec<f64>, f64, f64);
+
+/// What each iteration ships: `v`, the offset, `1/σ_y`, the fraction and the seed.
+type SampleState = (Broadcast<(Vec<f64>, f64, f64)>, f64, u64);
+
+/// `(Xᵀ(w r), Σ w r², Σ w r, Σ w)` over a sample.
+type Sums = (Vec<f64>, f64, f64, f64);
+
+struct BlockGradient<'a> {
+    blocks: &'a Rdd<InstanceBlock>,
+    sigma_x: &'a [f64],
+    center_x: &'a [f64],
+    center_y: f64,
+    sigma_y: f64,
+    l2: &'a [f64],
+}
+
+impl StochasticGradient for BlockGradient<'_> {
+    fn sample_gradient(&mut self, beta: &[f64], fraction: f64, seed: u64) -> Result<(Vec<f64>, f64, f64)> {
+        let cols = beta.len();
+        let v: Vec<f64> = beta
+            .iter()
+            .zip(self.sigma_x)
+            .map(|(b, s)| if *s == 0.0 { 0.0 } else { b / s })
+            .collect();
+        let offset = v.iter().zip(self.center_x).map(|(v, c)| v * c).sum::<f64>() - self.center_y / self.sigma_y;
+        let bc = self.blocks.context().broadcast((v, offset, 1.0 / self.sigma_y));
+        let state: SampleState = (bc, fraction, seed);
+        let (xwr, swr2, swr, wsum): Sums = self
+            .blocks
+            .map_partitions_with_index(with(
+                state,
+                |(bc, fraction, seed): &SampleState, partition: usize, it: BoxIter<InstanceBlock>| {
+                    let (v, offset, inv_sy) = bc.value();
+                    let mut acc: Sums = (vec![0.0; v.len()], 0.0, 0.0, 0.0);
+                    for (i, block) in it.enumerate() {
+                        let s = GradientDescent::sample_block(&block, *fraction, *seed, partition, i);
+                        for r in 0..s.rows {
+                            let x = s.row(r);
+                            let res = x.iter().zip(v).map(|(a, b)| a * b).sum::<f64>() - offset - s.labels[r] * inv_sy;
+                            let wr = s.weights[r] * res;
+                            acc.1 += wr * res;
+                            acc.2 += wr;
+                            acc.3 += s.weights[r];
+                            for (g, xj) in acc.0.iter_mut().zip(x) {
+                                *g += wr * xj;
+                            }
+                        }
+                    }
+                    std::iter::once(acc)
+                },
+            ))
+            .tree_aggregate(
+                (vec![0.0; cols], 0.0, 0.0, 0.0),
+                merge,
+                merge,
+                2,
+            )?;
+        let mut loss = swr2 / 2.0;
+        let mut grad = vec![0.0; cols];
+        for j in 0..cols {
+            if self.sigma_x[j] == 0.0 {
+                continue;
+            }
+            grad[j] = (xwr[j] - self.center_x[j] * swr) / self.sigma_x[j] + wsum * self.l2[j] * beta[j];
+            loss += wsum * 0.5 * self.l2[j] * beta[j] * beta[j];
+        }
+        if !loss.is_finite() {
+            return Err(MlError::Data(
+                "the least-squares loss is not finite: lower step_size or rescale the features or labels".into(),
+            ));
+        }
+        Ok((grad, loss, wsum))
+    }
+}
+
+fn merge(mut a: Sums, b: Sums) -> Sums {
+    for (x, y) in a.0.iter_mut().zip(&b.0) {
+        *x += y;
+    }
+    (a.0, a.1 + b.1, a.2 + b.2, a.3 + b.3)
+}
+
+/// Minimises the objective over the cached `blocks` of `cols` features.
+pub(super) fn solve(blocks: &Rdd<InstanceBlock>, cols: usize, p: &SgdParams) -> Result<LbfgsSolution> {
+    let m: Moments = blocks.tree_aggregate(
+        (0.0, vec![0.0; cols], vec![0.0; cols], 0.0, 0.0),
+        |mut m: Moments, block: InstanceBlock| {
+            for r in 0..block.rows {
+                let (w, y) = (block.weights[r], block.labels[r]);
+                m.0 += w;
+                m.3 += w * y;
+                m.4 += w * y * y;
+                for ((sx, sxx), &v) in m.1.iter_mut().zip(m.2.iter_mut()).zip(block.row(r)) {
+                    *sx += w * v;
+                    *sxx += w * v * v;
+                }
+            }
+            m
+        },
+        |mut a: Moments, b: Moments| {
+            a.1.iter_mut().zip(&b.1).for_each(|(x, y)| *x += y);
+            a.2.iter_mut().zip(&b.2).for_each(|(x, y)| *x += y);
+            (a.0 + b.0, a.1, a.2, a.3 + b.3, a.4 + b.4)
+        },
+        2,
+    )?;
+    let (wsum, sx, sxx, sy, syy) = m;
+    if wsum <= 0.0 {
+        return Err(MlError::Data("the weights sum to 0".into()));
+    }
+    if !(sy.is_finite() && syy.is_finite()) || sx.iter().chain(&sxx).any(|v| !v.is_finite()) {
+        return Err(MlError::Data(
+            "the feature or label moments overflowed (non-finite sums): rescale the features or labels".into(),
+        ));
+    }
+    let mean_y = sy / wsum;
+    let ey2 = syy / wsum;
+    let var_y = (ey2 - mean_y * mean_y).max(0.0);
+    let mut sigma_y = var_y.sqrt();
+    // The same special cases as the other solvers.
+    if var_y <= 1e-14 * ey2 {
+        if p.fit_intercept || mean_y == 0.0 {
+            return Ok(LbfgsSolution {
+                coefficients: vec![0.0; cols],
+                intercept: if p.fit_intercept { mean_y } else { 0.0 },
+                objective_history: vec![0.0],
+                iterations: 0,
+                converged: true,
+            });
+        }
+        if p.reg_param > 0.0 {
+            return Err(MlError::Data(
+                "the label is constant: the model cannot be regularized when labels are standardized".into(),
+            ));
+        }
+        sigma_y = mean_y.abs();
+    }
+    let mean_x: Vec<f64> = sx.iter().map(|s| s / wsum).collect();
+    let sigma_x: Vec<f64> = (0..cols)
+        .map(|j| {
+            let (ex2, mj) = (sxx[j] / wsum, mean_x[j]);
+            let var = ex2 - mj * mj;
+            if var > 1e-14 * ex2 { var.sqrt() } else { 0.0 }
+        })
+        .collect();
+    let center_x = if p.fit_intercept {
+        mean_x.clone()
+    } else {
+        vec![0.0; cols]
+    };
+    let center_y = if p.fit_intercept { mean_y } else { 0.0 };
+    let reg = p.reg_param / sigma_y;
+    let l2: Vec<f64> = (0..cols)
+        .map(|j| {
+            if sigma_x[j] == 0.0 {
+                0.0
+            } else if p.standardization {
+                reg
+            } else {
+                reg / (sigma_x[j] * sigma_x[j])
+            }
+        })
+        .collect();
+    let mut f = BlockGradient {
+        blocks,
+        sigma_x: &sigma_x,
+        center_x: &center_x,
+        center_y,
+        sigma_y,
+        l2: &l2,
+    };
+    let min = GradientDescent::new()
+        .step_size(p.step_size)
+        .num_iterations(p.max_iter)
+        .mini_batch_fraction(p.mini_batch_fraction)
+        .convergence_tol(p.tol)
+        .seed(p.seed)
+        .minimize(&mut f, vec![0.0; cols])?;
+    let coefficients: Vec<f64> = min
+        .x
+        .iter()
+        .zip(&sigma_x)
+        .map(|(b, s)| if *s == 0.0 { 0.0 } else { b * sigma_y / s })
+        .collect();
+    let intercept = if p.fit_intercept {
+        mean_y - coefficients.iter().zip(&mean_x).map(|(b, m)| b * m).sum::<f64>()
+    } else {
+        0.0
+    };
+    let s2 = sigma_y * sigma_y;
+    Ok(LbfgsSolution {
+        coefficients,
+        intercept,
+        objective_history: min.loss_history.iter().map(|f| f * s2).collect(),
+        iterations: min.iterations,
+        converged: min.converged,
+    })
+}
