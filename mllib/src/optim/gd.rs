@@ -144,7 +144,13 @@ impl GradientDescent {
     /// The rows of `block` a [`StochasticGradient`] over cached blocks uses: independent
     /// Bernoulli(`fraction`) draws seeded from `(seed, partition, index)` (`index`: the block's
     /// position in its partition), so the same arguments keep the same rows.
-    pub(crate) fn sample_block(block: &InstanceBlock, fraction: f64, seed: u64, partition: usize, index: usize) -> InstanceBlock {
+    pub(crate) fn sample_block(
+        block: &InstanceBlock,
+        fraction: f64,
+        seed: u64,
+        partition: usize,
+        index: usize,
+    ) -> InstanceBlock {
         sample_block(block, fraction, seed, partition, index)
     }
 

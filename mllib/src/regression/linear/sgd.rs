@@ -87,12 +87,7 @@ impl StochasticGradient for BlockGradient<'_> {
                     std::iter::once(acc)
                 },
             ))
-            .tree_aggregate(
-                (vec![0.0; cols], 0.0, 0.0, 0.0),
-                merge,
-                merge,
-                2,
-            )?;
+            .tree_aggregate((vec![0.0; cols], 0.0, 0.0, 0.0), merge, merge, 2)?;
         let mut loss = swr2 / 2.0;
         let mut grad = vec![0.0; cols];
         for j in 0..cols {
