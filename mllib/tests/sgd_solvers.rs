@@ -214,7 +214,6 @@ fn bad_parameters_are_named() {
         .map(|i| LabeledPoint::new((i % 3) as f64, vec![i as f64]))
         .collect();
     assert_eq!(param_name(lr().fit(&rdd(&ctx, three)).unwrap_err()), "solver");
-    assert_eq!(Solver::parse("sgd").unwrap(), Solver::Sgd);
 }
 
 #[test]

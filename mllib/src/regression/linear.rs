@@ -69,14 +69,14 @@ pub enum Solver {
 }
 
 impl Solver {
-    /// Parses Spark's solver names (`auto`, `normal`, `l-bfgs`) and `sgd`.
+    /// Parses Spark's solver names (`auto`, `normal`, `l-bfgs`). `sgd` is not among them
+    /// (Spark's `LinearRegression` has no such solver; pick [`Solver::Sgd`] directly).
     pub fn parse(name: &str) -> Result<Solver> {
         match name.to_ascii_lowercase().as_str() {
             "auto" => Ok(Solver::Auto),
             "normal" => Ok(Solver::Normal),
             "l-bfgs" | "lbfgs" => Ok(Solver::LBfgs),
-            "sgd" => Ok(Solver::Sgd),
-            _ => Err(MlError::param("solver", name, "one of auto, normal, l-bfgs, sgd")),
+            _ => Err(MlError::param("solver", name, "one of auto, normal, l-bfgs")),
         }
     }
 }
