@@ -221,8 +221,9 @@ fn bad_parameters_are_clear_errors() {
         let e = lr.fit(&data).unwrap_err().to_string();
         assert!(e.contains(name), "{name}: {e}");
     }
-    let e = Solver::parse("sgd").unwrap_err().to_string();
+    let e = Solver::parse("newton").unwrap_err().to_string();
     assert!(e.contains("solver") && e.contains("l-bfgs"), "{e}");
+    assert_eq!(Solver::parse("sgd").unwrap(), Solver::Sgd);
     assert_eq!(Solver::parse("l-bfgs").unwrap(), Solver::LBfgs);
     let e = lbfgs().fit(&ctx.parallelize(Vec::new(), 2)).unwrap_err().to_string();
     assert!(e.contains("empty"), "{e}");

@@ -69,14 +69,15 @@ pub enum Solver {
 }
 
 impl Solver {
-    /// Parses Spark's solver names (`auto`, `normal`, `l-bfgs`). `sgd` is not among them
-    /// (Spark's `LinearRegression` has no such solver; pick [`Solver::Sgd`] directly).
+    /// Parses a solver name: Spark's (`auto`, `normal`, `l-bfgs`), and `sgd` (mini-batch
+    /// gradient descent, as Spark's `GradientDescent`).
     pub fn parse(name: &str) -> Result<Solver> {
         match name.to_ascii_lowercase().as_str() {
             "auto" => Ok(Solver::Auto),
             "normal" => Ok(Solver::Normal),
             "l-bfgs" | "lbfgs" => Ok(Solver::LBfgs),
-            _ => Err(MlError::param("solver", name, "one of auto, normal, l-bfgs")),
+            "sgd" => Ok(Solver::Sgd),
+            _ => Err(MlError::param("solver", name, "one of auto, normal, l-bfgs, sgd")),
         }
     }
 }
