@@ -48,6 +48,7 @@ use lbfgs::{LbfgsParams, LbfgsSolution};
 use sgd::SgdParams;
 
 mod lbfgs;
+mod moments;
 mod sgd;
 
 /// Most features the normal equations are used for with solver `auto` (Spark's

@@ -21,61 +21,12 @@
 //! `Σ w r²`, `Σ w r` and `Xᵀ(w r)` by `gemv_t_add`, combine with `tree_aggregate`.
 
 use flint_engine::{Broadcast, Rdd, with};
-use serde::{Deserialize, Serialize};
 
+use super::moments::Moments;
 use crate::data::InstanceBlock;
 use crate::error::{MlError, Result};
 use crate::linalg::kernels::{gemv, gemv_t_add};
 use crate::optim::{Lbfgs, Minimum, OwlQn};
-
-/// Weighted first and second moments of the features and the label: one pass.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Moments {
-    wsum: f64,
-    x: Vec<f64>,
-    xx: Vec<f64>,
-    y: f64,
-    yy: f64,
-}
-
-impl Moments {
-    fn new(cols: usize) -> Self {
-        Moments {
-            wsum: 0.0,
-            x: vec![0.0; cols],
-            xx: vec![0.0; cols],
-            y: 0.0,
-            yy: 0.0,
-        }
-    }
-
-    fn add_block(mut self, block: &InstanceBlock) -> Self {
-        for r in 0..block.rows {
-            let (w, y) = (block.weights[r], block.labels[r]);
-            self.wsum += w;
-            self.y += w * y;
-            self.yy += w * y * y;
-            for ((sx, sxx), &v) in self.x.iter_mut().zip(self.xx.iter_mut()).zip(block.row(r)) {
-                *sx += w * v;
-                *sxx += w * v * v;
-            }
-        }
-        self
-    }
-
-    fn merge(mut self, o: Moments) -> Self {
-        self.wsum += o.wsum;
-        self.y += o.y;
-        self.yy += o.yy;
-        for (a, b) in self.x.iter_mut().zip(&o.x) {
-            *a += b;
-        }
-        for (a, b) in self.xx.iter_mut().zip(&o.xx) {
-            *a += b;
-        }
-        self
-    }
-}
 
 /// The parameters of one solve.
 #[derive(Clone, Copy, Debug)]
@@ -108,23 +59,7 @@ type Sums = (Vec<f64>, f64, f64);
 
 /// Minimises the objective over the cached `blocks` of `cols` features.
 pub(super) fn solve(blocks: &Rdd<InstanceBlock>, cols: usize, p: &LbfgsParams) -> Result<LbfgsSolution> {
-    let m = blocks.tree_aggregate(
-        Moments::new(cols),
-        with(cols, |_: &usize, acc: Moments, block: InstanceBlock| {
-            acc.add_block(&block)
-        }),
-        |a: Moments, b: Moments| a.merge(b),
-        2,
-    )?;
-    if m.wsum <= 0.0 {
-        return Err(MlError::Data("the weights sum to 0".into()));
-    }
-    let bad = !(m.y.is_finite() && m.yy.is_finite()) || m.x.iter().chain(&m.xx).any(|v| !v.is_finite());
-    if bad {
-        return Err(MlError::Data(
-            "the feature or label moments overflowed (non-finite sums): rescale the features or labels".into(),
-        ));
-    }
+    let m = Moments::of(blocks, cols)?;
     let wsum = m.wsum;
     let mean_y = m.y / wsum;
     let ey2 = m.yy / wsum;

@@ -17,6 +17,7 @@
 use flint_engine::{BoxIter, Broadcast, Rdd, with};
 
 use super::lbfgs::LbfgsSolution;
+use super::moments::Moments;
 use crate::data::InstanceBlock;
 use crate::error::{MlError, Result};
 use crate::optim::{GradientDescent, StochasticGradient};
@@ -33,9 +34,6 @@ pub(super) struct SgdParams {
     pub mini_batch_fraction: f64,
     pub seed: u64,
 }
-
-/// `(Σ w, Σ w x, Σ w x², Σ w y, Σ w y²)`.
-type Moments = (f64, Vec<f64>, Vec<f64>, f64, f64);
 
 /// What each iteration ships: `v`, the offset, `1/σ_y`, the fraction and the seed.
 type SampleState = (Broadcast<(Vec<f64>, f64, f64)>, f64, u64);
@@ -115,37 +113,13 @@ fn merge(mut a: Sums, b: Sums) -> Sums {
 
 /// Minimises the objective over the cached `blocks` of `cols` features.
 pub(super) fn solve(blocks: &Rdd<InstanceBlock>, cols: usize, p: &SgdParams) -> Result<LbfgsSolution> {
-    let m: Moments = blocks.tree_aggregate(
-        (0.0, vec![0.0; cols], vec![0.0; cols], 0.0, 0.0),
-        |mut m: Moments, block: InstanceBlock| {
-            for r in 0..block.rows {
-                let (w, y) = (block.weights[r], block.labels[r]);
-                m.0 += w;
-                m.3 += w * y;
-                m.4 += w * y * y;
-                for ((sx, sxx), &v) in m.1.iter_mut().zip(m.2.iter_mut()).zip(block.row(r)) {
-                    *sx += w * v;
-                    *sxx += w * v * v;
-                }
-            }
-            m
-        },
-        |mut a: Moments, b: Moments| {
-            a.1.iter_mut().zip(&b.1).for_each(|(x, y)| *x += y);
-            a.2.iter_mut().zip(&b.2).for_each(|(x, y)| *x += y);
-            (a.0 + b.0, a.1, a.2, a.3 + b.3, a.4 + b.4)
-        },
-        2,
-    )?;
-    let (wsum, sx, sxx, sy, syy) = m;
-    if wsum <= 0.0 {
-        return Err(MlError::Data("the weights sum to 0".into()));
-    }
-    if !(sy.is_finite() && syy.is_finite()) || sx.iter().chain(&sxx).any(|v| !v.is_finite()) {
-        return Err(MlError::Data(
-            "the feature or label moments overflowed (non-finite sums): rescale the features or labels".into(),
-        ));
-    }
+    let Moments {
+        wsum,
+        x: sx,
+        xx: sxx,
+        y: sy,
+        yy: syy,
+    } = Moments::of(blocks, cols)?;
     let mean_y = sy / wsum;
     let ey2 = syy / wsum;
     let var_y = (ey2 - mean_y * mean_y).max(0.0);
