@@ -225,3 +225,47 @@ fn glob_inputs_name_the_pattern_and_the_line_within_its_partition() {
     let expected = format!("{pattern}:0: line 3 of partition 0: column 2 is \"x\", not a number");
     assert!(text.contains(&expected), "{text}\nexpected {expected}");
 }
+
+#[test]
+fn csv_weight_column_weighs_rows_and_is_not_a_feature() {
+    let ctx = ctx();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.csv");
+    fs::write(&path, "1,2.5,0.5,3\n0,-1,2,4\n1,7,0,8\n").unwrap();
+    let p = path.to_str().unwrap();
+    let opts = CsvOptions {
+        weight_col: Some(2),
+        ..CsvOptions::default()
+    };
+    let points = read_csv(&ctx, p, opts).unwrap().collect().unwrap();
+    assert_eq!(
+        points,
+        vec![
+            LabeledPoint::new(1.0, vec![2.5, 3.0]).with_weight(0.5),
+            LabeledPoint::new(0.0, vec![-1.0, 4.0]).with_weight(2.0),
+            LabeledPoint::new(1.0, vec![7.0, 8.0]).with_weight(0.0),
+        ]
+    );
+
+    // A negative weight fails the reading job, naming file and line.
+    fs::write(&path, "1,2.5,0.5,3\n0,-1,-2,4\n").unwrap();
+    let opts = CsvOptions {
+        weight_col: Some(2),
+        ..CsvOptions::default()
+    };
+    let err = read_csv(&ctx, p, opts).unwrap().count().unwrap_err();
+    let text = error_text(err.into());
+    let expected = format!("{p}:2: column 3 (the weight) is -2: weights must be ≥ 0");
+    assert!(text.contains(&expected), "{text}\nexpected {expected}");
+
+    // The weight column can be neither the label's nor outside the rows.
+    for (label_col, weight_col, what) in [(Some(0), 0, "other than the label"), (Some(0), 4, "it has 4")] {
+        let opts = CsvOptions {
+            label_col,
+            weight_col: Some(weight_col),
+            ..CsvOptions::default()
+        };
+        let err = read_csv(&ctx, p, opts).unwrap_err().to_string();
+        assert!(err.contains("weight_col") && err.contains(what), "{err}");
+    }
+}

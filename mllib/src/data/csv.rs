@@ -56,6 +56,9 @@ pub struct CsvOptions {
     /// Column holding the label (0-based); `None`: every column is a feature and the label is
     /// 0 (k-means input). Default `Some(0)`.
     pub label_col: Option<usize>,
+    /// Column holding each row's weight (Spark's `weightCol`), finite and ≥ 0; `None`: every
+    /// row weighs 1. It is not a feature. Default `None`.
+    pub weight_col: Option<usize>,
     /// Whether the first line of every file is a header to skip. Default false.
     pub header: bool,
     /// Field delimiter, an ASCII byte. Default `b','`.
@@ -68,6 +71,7 @@ impl Default for CsvOptions {
     fn default() -> Self {
         CsvOptions {
             label_col: Some(0),
+            weight_col: None,
             header: false,
             delimiter: b',',
             min_partitions: 2,
@@ -247,6 +251,7 @@ pub(crate) fn parse_number(field: &[u8], what: impl FnOnce() -> String) -> std::
 struct CsvState {
     layout: InputLayout,
     label_col: Option<usize>,
+    weight_col: Option<usize>,
     header: bool,
     /// The input's first line (a header, when `header`), for an unknown layout.
     first_line: Option<String>,
@@ -257,14 +262,20 @@ struct CsvState {
 /// Parses one non-blank CSV line (fields cut at the delimiter byte, no allocation but the
 /// features).
 fn parse_csv_line(st: &CsvState, line: &str) -> std::result::Result<LabeledPoint, String> {
-    let mut features = Vec::with_capacity(st.columns - usize::from(st.label_col.is_some()));
-    let mut label = 0.0;
+    let special = usize::from(st.label_col.is_some()) + usize::from(st.weight_col.is_some());
+    let mut features = Vec::with_capacity(st.columns.saturating_sub(special));
+    let (mut label, mut weight) = (0.0, 1.0);
     let mut n = 0;
     for field in line.as_bytes().split(|b| *b == st.delimiter) {
         if n < st.columns {
             let v = parse_number(field, || format!("column {}", n + 1))?;
             if Some(n) == st.label_col {
                 label = v;
+            } else if Some(n) == st.weight_col {
+                if v < 0.0 {
+                    return Err(format!("column {} (the weight) is {v}: weights must be ≥ 0", n + 1));
+                }
+                weight = v;
             } else {
                 features.push(v);
             }
@@ -274,7 +285,7 @@ fn parse_csv_line(st: &CsvState, line: &str) -> std::result::Result<LabeledPoint
     if n != st.columns {
         return Err(format!("{n} columns where the first row has {}", st.columns));
     }
-    Ok(LabeledPoint::new(label, features))
+    Ok(LabeledPoint::new(label, features).with_weight(weight))
 }
 
 fn parse_csv_partition(st: &Arc<CsvState>, p: usize, lines: BoxIter<String>) -> BoxIter<LabeledPoint> {
@@ -299,11 +310,13 @@ fn parse_csv_partition(st: &Arc<CsvState>, p: usize, lines: BoxIter<String>) -> 
 }
 
 /// Reads numeric CSV files (a file or a directory's files) into labelled points with dense
-/// features (weight 1). Blank lines are skipped; fields are not quoted; every row must have
+/// features, weighted by the `weight_col` column when there is one (else weight 1). Blank lines are skipped; fields are not quoted; every row must have
 /// the first row's number of columns. Parsing is lazy; see the module docs for where errors
 /// of malformed lines surface and what they say.
 ///
-/// Errors now: a missing input, a non-ASCII delimiter, a label column outside the first row.
+/// Errors now: a missing input, a non-ASCII delimiter, a label or weight column outside the
+/// first row, a weight column that is the label's. In the tasks: a malformed value, a row of
+/// another width, a negative weight (`path:line: detail`).
 pub fn read_csv(ctx: &Context, path: &str, options: CsvOptions) -> Result<Rdd<LabeledPoint>> {
     if !options.delimiter.is_ascii() || options.delimiter == b'\n' || options.delimiter == b'\r' {
         return Err(MlError::param(
@@ -330,13 +343,26 @@ pub fn read_csv(ctx: &Context, path: &str, options: CsvOptions) -> Result<Rdd<La
             format!("a column of the first row (it has {columns})"),
         ));
     }
+    if let Some(w) = options.weight_col {
+        if options.label_col == Some(w) {
+            return Err(MlError::param("weight_col", w, "a column other than the label's"));
+        }
+        if first_row.is_some() && w >= columns {
+            return Err(MlError::param(
+                "weight_col",
+                w,
+                format!("a column of the first row (it has {columns})"),
+            ));
+        }
+    }
     let state = Arc::new(CsvState {
         layout,
         label_col: options.label_col,
+        weight_col: options.weight_col,
         header: options.header,
         first_line,
         delimiter: options.delimiter,
-        columns: columns.max(usize::from(options.label_col.is_some())),
+        columns: columns.max(usize::from(options.label_col.is_some()) + usize::from(options.weight_col.is_some())),
     });
     Ok(
         lines.map_partitions_with_index(with(state, |st: &Arc<CsvState>, p: usize, it: BoxIter<String>| {
