@@ -4,7 +4,8 @@
 //! shipped task carries only the broadcast's id. Where it is decoded, the value comes from the
 //! executor's per-process [`BroadcastCache`] (`ExecutorEnv::broadcasts`), which fetches the
 //! bytes once through its source (the executor runtime installs one that asks the driver; the
-//! driver serves them from its [`BroadcastRegistry`]) and decodes them once for all tasks.
+//! driver serves them from its [`BroadcastRegistry`]) and decodes them once for all tasks,
+//! keeping the most recently used within a budget.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -103,11 +104,55 @@ pub(crate) type BroadcastSource = Arc<dyn Fn(BroadcastId) -> Result<Vec<u8>> + S
 
 type Slot = Arc<Mutex<Option<Arc<dyn Any + Send + Sync>>>>;
 
+/// Bytes of encoded values an executor keeps decoded before it evicts the least recently used.
+const CACHE_BUDGET_BYTES: usize = 256 << 20;
+
+/// Values an executor keeps decoded before it evicts the least recently used (an iterative
+/// job broadcasts its parameters every iteration).
+const CACHE_MAX_VALUES: usize = 256;
+
+#[derive(Default)]
+struct CacheEntry {
+    slot: Slot,
+    /// Size of the encoded value (0 until fetched).
+    bytes: usize,
+    /// When a task last asked for it (a counter).
+    last_use: u64,
+}
+
+#[derive(Default)]
+struct CacheState {
+    entries: HashMap<BroadcastId, CacheEntry>,
+    clock: u64,
+    bytes: usize,
+}
+
+impl CacheState {
+    /// Forgets the least recently used fetched values past the budget, never `keep`: a task
+    /// that needs one again fetches it again (the driver serves every value it still holds).
+    fn evict(&mut self, keep: BroadcastId) {
+        while self.bytes > CACHE_BUDGET_BYTES || self.entries.len() > CACHE_MAX_VALUES {
+            let victim = self
+                .entries
+                .iter()
+                .filter(|(id, e)| **id != keep && e.bytes > 0)
+                .min_by_key(|(_, e)| e.last_use)
+                .map(|(id, _)| *id);
+            let Some(id) = victim else { return };
+            if let Some(e) = self.entries.remove(&id) {
+                self.bytes -= e.bytes;
+            }
+        }
+    }
+}
+
 /// An executor's decoded broadcast values: each fetched and decoded once per process, shared by
-/// all its tasks. Values stay until the executor ends.
+/// all its tasks. The least recently used are evicted past [`CACHE_MAX_VALUES`] values or
+/// [`CACHE_BUDGET_BYTES`] of encoded bytes (fetched again if a task needs one later), so an
+/// iterative job's per-iteration broadcasts do not accumulate.
 #[derive(Default)]
 pub(crate) struct BroadcastCache {
-    values: Mutex<HashMap<BroadcastId, Slot>>,
+    state: Mutex<CacheState>,
     source: RwLock<Option<BroadcastSource>>,
     decoded: std::sync::atomic::AtomicU64,
 }
@@ -120,7 +165,14 @@ impl BroadcastCache {
 
     /// The value of broadcast `id`, fetched and decoded on first use.
     pub(crate) fn value<T: Data>(&self, id: BroadcastId) -> Result<Arc<T>> {
-        let slot = self.values.lock().entry(id).or_default().clone();
+        let slot = {
+            let mut state = self.state.lock();
+            state.clock += 1;
+            let now = state.clock;
+            let entry = state.entries.entry(id).or_default();
+            entry.last_use = now;
+            entry.slot.clone()
+        };
         // Tasks that need the same value wait here for the one that fetches it.
         let mut slot = slot.lock();
         let value = match &*slot {
@@ -135,6 +187,13 @@ impl BroadcastCache {
                     Arc::new(decode_value::<T>(&format!("broadcast {id}"), &bytes)?);
                 self.decoded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 *slot = Some(value.clone());
+                let mut guard = self.state.lock();
+                let state = &mut *guard;
+                if let Some(entry) = state.entries.get_mut(&id) {
+                    entry.bytes = bytes.len().max(1);
+                    state.bytes += entry.bytes;
+                }
+                state.evict(id);
                 value
             }
         };
@@ -150,6 +209,12 @@ impl BroadcastCache {
     #[cfg(test)]
     pub(crate) fn decoded_values(&self) -> u64 {
         self.decoded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Values held now (tests).
+    #[cfg(test)]
+    pub(crate) fn held_values(&self) -> usize {
+        self.state.lock().entries.len()
     }
 }
 
@@ -207,5 +272,34 @@ impl BroadcastRegistry {
         let bytes = Arc::new((entry.encode)(&*value)?);
         entry.bytes = Some(bytes.clone());
         Ok(bytes.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_executor_cache_keeps_recent_values_and_refetches_evicted_ones() {
+        let cache = BroadcastCache::default();
+        let fetches = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = fetches.clone();
+        cache.set_source(Arc::new(move |id: BroadcastId| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(bincode::serialize(&vec![id.0; 4]).unwrap())
+        }));
+        let n = CACHE_MAX_VALUES as u64 + 44;
+        for i in 0..n {
+            assert_eq!(*cache.value::<Vec<u64>>(BroadcastId(i)).unwrap(), vec![i; 4]);
+            // The first value stays in use every round: it is never the least recently used.
+            assert_eq!(*cache.value::<Vec<u64>>(BroadcastId(0)).unwrap(), vec![0; 4]);
+        }
+        assert_eq!(cache.held_values(), CACHE_MAX_VALUES);
+        assert_eq!(fetches.load(std::sync::atomic::Ordering::Relaxed), n);
+        // An evicted value is fetched again, with the same value; a held one is not.
+        assert_eq!(*cache.value::<Vec<u64>>(BroadcastId(1)).unwrap(), vec![1; 4]);
+        assert_eq!(fetches.load(std::sync::atomic::Ordering::Relaxed), n + 1);
+        assert_eq!(*cache.value::<Vec<u64>>(BroadcastId(n - 1)).unwrap(), vec![n - 1; 4]);
+        assert_eq!(fetches.load(std::sync::atomic::Ordering::Relaxed), n + 1);
     }
 }
