@@ -1,0 +1,80 @@
+// One Lloyd pass over a block, per workgroup of 256 rows:
+//   phase 1 (one invocation per row): exact squared distances Σ (x − c)² to every center
+//            (no ‖x‖² − 2x·c + ‖c‖² cancellation in f32), the closest one (first on ties,
+//            as the CPU path) and the row's weighted cost;
+//   phase 2 (invocations stride over the k·d sums): Σ w·x of the rows of each cluster, then
+//            per cluster Σ w and the row count; the cost summed in workgroup memory.
+// out row of workgroup g (width k·d + 2k + 1): [sums k·d, weights k, counts k, cost].
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> weights: array<f32>;
+@group(0) @binding(4) var<storage, read> centers: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+var<workgroup> row_center: array<u32, 256>;
+var<workgroup> red_cost: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let g = group_index(wid, nwg);
+    if (g * WG >= params.rows) {
+        return;
+    }
+    let start = g * WG;
+    let end = chunk_end(start);
+    let d = params.cols;
+    let kk = params.k;
+    let r = start + lid.x;
+    var best = 0u;
+    var cost = 0.0;
+    if (r < end) {
+        var best_dist = 3.4028235e38;
+        for (var j = 0u; j < kk; j++) {
+            var dist = 0.0;
+            for (var c = 0u; c < d; c++) {
+                let t = x[r * d + c] - centers[j * d + c];
+                dist = fma(t, t, dist);
+            }
+            if (dist < best_dist) {
+                best_dist = dist;
+                best = j;
+            }
+        }
+        cost = weights[r] * best_dist;
+    }
+    row_center[lid.x] = best;
+    red_cost[lid.x] = cost;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (lid.x < s) {
+            red_cost[lid.x] += red_cost[lid.x + s];
+        }
+        workgroupBarrier();
+    }
+    let base = g * params.width;
+    for (var p = lid.x; p < kk * d; p += WG) {
+        let j = p / d;
+        let c = p % d;
+        var acc = 0.0;
+        for (var q = start; q < end; q++) {
+            if (row_center[q - start] == j) {
+                acc = fma(weights[q], x[q * d + c], acc);
+            }
+        }
+        out[base + p] = acc;
+    }
+    for (var j = lid.x; j < kk; j += WG) {
+        var wsum = 0.0;
+        var count = 0.0;
+        for (var q = start; q < end; q++) {
+            if (row_center[q - start] == j) {
+                wsum += weights[q];
+                count += 1.0;
+            }
+        }
+        out[base + kk * d + j] = wsum;
+        out[base + kk * d + kk + j] = count;
+    }
+    if (lid.x == 0u) {
+        out[base + kk * d + 2u * kk] = red_cost[0];
+    }
+}
