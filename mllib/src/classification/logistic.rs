@@ -22,6 +22,7 @@ use tracing::info;
 use super::loss::{LossSums, Shape};
 use super::stats::{ClassStats, scaled_blocks};
 use crate::data::{DEFAULT_BLOCK_ROWS, InstanceBlock, LabeledPoint};
+use crate::device::{Device, device_error};
 use crate::error::{MlError, Result};
 use crate::linalg::Vector;
 use crate::optim::{GradientDescent, Lbfgs, Minimum, OwlQn};
@@ -85,6 +86,11 @@ pub struct LogisticRegression {
     pub mini_batch_fraction: f64,
     /// Seed of the sgd solver's samples (default 42).
     pub seed: u64,
+    /// Where the loss and gradient passes of L-BFGS / OWL-QN run (default `None`: the
+    /// `flint.ml.device` setting, environment variable `FLINT_ML_DEVICE`, else
+    /// [`Device::Auto`]); see [`crate::device`]. The sgd solver's sampled passes run on the
+    /// CPU.
+    pub device: Option<Device>,
 }
 
 impl Default for LogisticRegression {
@@ -104,12 +110,14 @@ impl Default for LogisticRegression {
             step_size: 1.0,
             mini_batch_fraction: 1.0,
             seed: 42,
+            device: None,
         }
     }
 }
 
-/// State shipped with each iteration's job: the broadcast parameters and their shape.
-type IterState = (Broadcast<Vec<f64>>, Shape);
+/// State shipped with each iteration's job: the broadcast parameters, their shape and the
+/// device (each process resolves `Auto` against its own adapters).
+type IterState = (Broadcast<Vec<f64>>, Shape, Device);
 
 impl LogisticRegression {
     /// The defaults (see the fields).
@@ -201,6 +209,12 @@ impl LogisticRegression {
         self
     }
 
+    /// Sets the device the loss and gradient passes run on (see the `device` field).
+    pub fn device(mut self, device: Device) -> Self {
+        self.device = Some(device);
+        self
+    }
+
     fn validate(&self) -> Result<()> {
         if !(self.reg_param.is_finite() && self.reg_param >= 0.0) {
             return Err(MlError::param("reg_param", self.reg_param, "finite and >= 0"));
@@ -246,6 +260,7 @@ impl LogisticRegression {
     /// Fits a model to `data` (labels `0, 1, ..., K−1`).
     pub fn fit(&self, data: &Rdd<LabeledPoint>) -> Result<LogisticRegressionModel> {
         self.validate()?;
+        let device = Device::or_env(self.device)?;
         let start = Instant::now();
         let stats = ClassStats::compute(data, self.aggregation_depth)?;
         let num_classes = stats.histogram.len();
@@ -308,19 +323,25 @@ impl LogisticRegression {
 
         let ctx = data.context().clone();
         let depth = self.aggregation_depth;
+        // Blocks of the last pass computed on a GPU (for the log).
+        let mut gpu_blocks = 0;
         let mut objective = |coefs: &[f64]| -> Result<(f64, Vec<f64>)> {
-            let state: IterState = (ctx.broadcast(coefs.to_vec()), shape);
+            let state: IterState = (ctx.broadcast(coefs.to_vec()), shape, device);
             let sums = blocks.tree_aggregate(
                 LossSums::default(),
                 with(
                     state,
-                    |(coefs, shape): &IterState, acc: LossSums, block: InstanceBlock| {
-                        acc.add_block(shape, coefs.value(), &block)
+                    |(coefs, shape, device): &IterState, acc: LossSums, block: InstanceBlock| {
+                        acc.add_block_on(*device, shape, coefs.value(), &block)
                     },
                 ),
                 |a: LossSums, b: LossSums| a.merge(b),
                 depth,
             )?;
+            if let Some(why) = sums.failure {
+                return Err(device_error(device, why));
+            }
+            gpu_blocks = sums.gpu_blocks;
             if sums.weight <= 0.0 {
                 return Err(MlError::Data("the training data is empty".into()));
             }
@@ -370,6 +391,7 @@ impl LogisticRegression {
         };
         blocks.unpersist();
         let min = result?;
+        tracing::debug!(%device, gpu_blocks, "LogisticRegression: blocks of the last pass computed on a GPU");
 
         // Back to the original feature scale.
         let mut coefficients: Vec<f64> = (0..shape.k * d).map(|i| min.x[i] * inv_std[i % d]).collect();

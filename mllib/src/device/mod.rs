@@ -142,7 +142,7 @@ impl Device {
                 Ok(e) => format!("gpu ({})", e.adapter()),
                 Err(e) => format!("gpu (unavailable: {e})"),
             },
-            Device::Auto => match auto_engine(usize::MAX) {
+            Device::Auto => match auto_engine(AUTO_MIN_ELEMENTS) {
                 Engine::Cpu => "auto: cpu".into(),
                 e => format!("auto: gpu ({})", e.adapter()),
             },
@@ -276,17 +276,18 @@ impl ClusterSums {
 static AUTO_LOGGED: AtomicBool = AtomicBool::new(false);
 
 fn auto_engine(elements: usize) -> Engine {
+    if elements < AUTO_MIN_ELEMENTS {
+        // Not worth a dispatch on any GPU: no need to start one.
+        return Engine::Cpu;
+    }
     #[cfg(feature = "gpu")]
     {
         match gpu::Gpu::get() {
             Ok(g) if !g.is_software() => {
                 if !AUTO_LOGGED.swap(true, Ordering::Relaxed) {
-                    tracing::info!(adapter = %g.describe(), "flint.ml.device = auto: using the GPU for blocks of at least {AUTO_MIN_ELEMENTS} features");
+                    tracing::info!(adapter = %g.describe(), "flint.ml.device = auto: using the GPU for blocks of at least {AUTO_MIN_ELEMENTS} features (rows × cols)");
                 }
-                if elements >= AUTO_MIN_ELEMENTS {
-                    return Engine::Gpu(g);
-                }
-                Engine::Cpu
+                if g.fits(elements) { Engine::Gpu(g) } else { Engine::Cpu }
             }
             Ok(g) => {
                 if !AUTO_LOGGED.swap(true, Ordering::Relaxed) {
@@ -304,7 +305,6 @@ fn auto_engine(elements: usize) -> Engine {
     }
     #[cfg(not(feature = "gpu"))]
     {
-        let _ = elements;
         if !AUTO_LOGGED.swap(true, Ordering::Relaxed) {
             tracing::info!("flint.ml.device = auto: using the CPU (built without the `gpu` feature)");
         }

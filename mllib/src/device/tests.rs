@@ -255,7 +255,7 @@ fn gpu_blocks_stay_resident_and_are_freed_with_the_block() {
 fn auto_stays_on_the_cpu_for_small_blocks_and_software_adapters() {
     assert!(!Device::Auto.select(10).unwrap().is_gpu(), "a tiny block is not worth a dispatch");
     if let Some(Engine::Gpu(g)) = gpu_or_skip("auto_stays_on_the_cpu_for_small_blocks_and_software_adapters") {
-        assert_eq!(Device::Auto.select(usize::MAX).unwrap().is_gpu(), !g.is_software(), "{}", g.describe());
+        assert_eq!(Device::Auto.select(super::AUTO_MIN_ELEMENTS).unwrap().is_gpu(), !g.is_software(), "{}", g.describe());
     }
     assert!(!Device::Cpu.select(usize::MAX).unwrap().is_gpu());
 }

@@ -29,7 +29,8 @@ pub(crate) struct Gpu {
     limits: wgpu::Limits,
     device: wgpu::Device,
     queue: wgpu::Queue,
-    pipelines: Pipelines,
+    /// Compiled on the first kernel call (`Auto` may probe the adapter and never use it).
+    pipelines: OnceLock<Pipelines>,
     resident: ResidentCache,
 }
 
@@ -71,17 +72,20 @@ impl Gpu {
             ..Default::default()
         }))
         .map_err(|e| format!("the GPU adapter {} ({:?}) refused a device: {e}", info.name, info.backend))?;
-        let pipelines = Pipelines::new(&device);
         let gpu = Gpu {
             info,
             limits,
             device,
             queue,
-            pipelines,
+            pipelines: OnceLock::new(),
             resident: ResidentCache::default(),
         };
         tracing::info!(adapter = %gpu.describe(), "ML kernels: GPU started");
         Ok(gpu)
+    }
+
+    fn pipelines(&self) -> &Pipelines {
+        self.pipelines.get_or_init(|| Pipelines::new(&self.device))
     }
 
     /// `name (backend, device type)`.
@@ -123,7 +127,7 @@ impl Gpu {
         let out = self.run(
             &res,
             Call {
-                kernel: &self.pipelines.gemv,
+                kernel: &self.pipelines().gemv,
                 params: [block.rows as u32, block.cols as u32, 0, 0, 0, 0, 0, 0],
                 input: &w,
                 input2: &[],
@@ -146,7 +150,7 @@ impl Gpu {
         let out = self.run(
             &res,
             Call {
-                kernel: &self.pipelines.gemv_t,
+                kernel: &self.pipelines().gemv_t,
                 params: [block.rows as u32, cols as u32, 0, 0, cols as u32, 0, 0, 0],
                 input: &v,
                 input2: &[],
@@ -177,9 +181,9 @@ impl Gpu {
             &res,
             Call {
                 kernel: if shape.multinomial {
-                    &self.pipelines.multinomial
+                    &self.pipelines().multinomial
                 } else {
-                    &self.pipelines.binomial
+                    &self.pipelines().binomial
                 },
                 params: [
                     block.rows as u32,
@@ -220,7 +224,7 @@ impl Gpu {
         let out = self.run(
             &res,
             Call {
-                kernel: &self.pipelines.gram,
+                kernel: &self.pipelines().gram,
                 params: [block.rows as u32, block.cols as u32, 0, 0, width as u32, 0, 0, 0],
                 input: &w,
                 input2: &z,
@@ -246,7 +250,7 @@ impl Gpu {
         let out = self.run(
             &res,
             Call {
-                kernel: &self.pipelines.kmeans,
+                kernel: &self.pipelines().kmeans,
                 params: [block.rows as u32, d as u32, k as u32, 0, width as u32, 0, 0, 0],
                 input: &c32,
                 input2: &[],
