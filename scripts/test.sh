@@ -3,6 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== system packages (Vulkan loader + Mesa lavapipe for the GPU tests)"
+bash scripts/install-deps.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

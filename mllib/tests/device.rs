@@ -8,6 +8,7 @@
 //!
 //! Without a GPU adapter these tests FAIL with the reason unless `FLINT_SKIP_GPU_TESTS=1`
 //! (CI installs Mesa's lavapipe with `scripts/install-deps.sh`).
+#![cfg(feature = "gpu")]
 
 use flint_engine::Context;
 use flint_mllib::classification::{Family, LogisticRegression, LogisticRegressionModel};
@@ -46,11 +47,16 @@ fn uniform(seed: u64) -> impl FnMut() -> f64 {
 /// linear scores (noisy, so that the optimum is finite).
 fn classification(rows: usize, d: usize, classes: usize, seed: u64) -> Vec<LabeledPoint> {
     let mut u = uniform(seed);
-    let beta: Vec<Vec<f64>> = (0..classes).map(|_| (0..d).map(|_| 2.0 * u() - 1.0).collect()).collect();
+    let beta: Vec<Vec<f64>> = (0..classes)
+        .map(|_| (0..d).map(|_| 2.0 * u() - 1.0).collect())
+        .collect();
     (0..rows)
         .map(|_| {
             let x: Vec<f64> = (0..d).map(|_| 4.0 * u() - 2.0).collect();
-            let scores: Vec<f64> = beta.iter().map(|b| b.iter().zip(&x).map(|(b, x)| b * x).sum::<f64>()).collect();
+            let scores: Vec<f64> = beta
+                .iter()
+                .map(|b| b.iter().zip(&x).map(|(b, x)| b * x).sum::<f64>())
+                .collect();
             let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let e: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
             let total: f64 = e.iter().sum();
@@ -89,7 +95,10 @@ fn fit_both(points: Vec<LabeledPoint>, lr: LogisticRegression) -> (LogisticRegre
 fn compare(cpu: &LogisticRegressionModel, gpu: &LogisticRegressionModel) {
     assert_close("coefficients", gpu.coefficients(), cpu.coefficients(), 1e-4);
     assert_close("intercepts", gpu.intercepts(), cpu.intercepts(), 1e-4);
-    let (lc, lg) = (cpu.summary().loss_history.last().unwrap(), gpu.summary().loss_history.last().unwrap());
+    let (lc, lg) = (
+        cpu.summary().loss_history.last().unwrap(),
+        gpu.summary().loss_history.last().unwrap(),
+    );
     assert!((lc - lg).abs() <= 1e-6 * lc.abs(), "objective: gpu {lg} vs cpu {lc}");
 }
 
@@ -123,7 +132,9 @@ fn blobs(rows: usize, d: usize, k: usize, seed: u64) -> Vec<LabeledPoint> {
     (0..rows)
         .map(|i| {
             let j = i % k;
-            let x: Vec<f64> = (0..d).map(|c| 40.0 * j as f64 - 7.0 * c as f64 + 2.0 * u() - 1.0).collect();
+            let x: Vec<f64> = (0..d)
+                .map(|c| 40.0 * j as f64 - 7.0 * c as f64 + 2.0 * u() - 1.0)
+                .collect();
             LabeledPoint::new(0.0, x).with_weight(0.5 + u())
         })
         .collect()
@@ -140,7 +151,10 @@ fn kmeans_on_the_gpu_matches_the_cpu() {
     let cpu = km.clone().device(Device::Cpu).fit(&rdd).unwrap();
     let gpu = km.device(Device::Gpu).fit(&rdd).unwrap();
     assert_eq!(gpu.summary.cluster_sizes, cpu.summary.cluster_sizes, "cluster sizes");
-    assert_eq!(gpu.summary.training.iterations, cpu.summary.training.iterations, "iterations");
+    assert_eq!(
+        gpu.summary.training.iterations, cpu.summary.training.iterations,
+        "iterations"
+    );
     for (g, c) in gpu.cluster_centers().iter().zip(cpu.cluster_centers()) {
         assert_close("center", g, c, 1e-5);
     }

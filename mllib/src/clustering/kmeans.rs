@@ -145,11 +145,11 @@ fn lloyd_pass(blocks: &Rdd<NormedBlock>, centers: &[Vec<f64>], d: usize, device:
         LloydStats::zero(centers.len(), d),
         with(
             (bc, device),
-            |(bc, device): &(Broadcast<Centers>, Device), acc: LloydStats, nb: NormedBlock| {
-                match device.select(nb.block.rows * nb.block.cols) {
-                    Ok(engine) => acc.add_block(engine, &nb, bc),
-                    Err(why) => acc.merge(LloydStats::failed(bc.k, bc.d, why)),
-                }
+            |(bc, device): &(Broadcast<Centers>, Device), acc: LloydStats, nb: NormedBlock| match device
+                .select(nb.block.rows * nb.block.cols)
+            {
+                Ok(engine) => acc.add_block(engine, &nb, bc),
+                Err(why) => acc.merge(LloydStats::failed(bc.k, bc.d, why)),
             },
         ),
         |a: LloydStats, b: LloydStats| a.merge(b),
@@ -391,7 +391,13 @@ impl KMeans {
         result
     }
 
-    fn train(&self, blocks: &Rdd<NormedBlock>, info: &InputInfo, start: Instant, device: Device) -> Result<KMeansModel> {
+    fn train(
+        &self,
+        blocks: &Rdd<NormedBlock>,
+        info: &InputInfo,
+        start: Instant,
+        device: Device,
+    ) -> Result<KMeansModel> {
         let d = info.dim;
         let mut centers = match (&self.initial_centers, self.init_mode) {
             (Some(c), _) => c.clone(),

@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `X·w`, `Xᵀ·v` | (building blocks; parity-tested) |
 //! | fused binomial and multinomial logistic loss + gradient | `LogisticRegression` (L-BFGS / OWL-QN) |
-//! | weighted Gram `Σ w a aᵀ`, `Σ w a z` (`a = [x, 1]`) | IRLS (`GeneralizedLinearRegression`): kernel only, not yet wired in |
+//! | weighted Gram `Σ w a aᵀ`, `Σ w a z` (`a = [x, 1]`) | (IRLS's normal equations: kernel and parity tests only, not yet wired into `GeneralizedLinearRegression`) |
 //! | k-means distances, argmin, per-cluster sums, weights, counts and cost | `KMeans` (Lloyd passes) |
 //!
 //! The CPU implementations (`cpu.rs`) are the existing kernels of [`crate::linalg`],
@@ -57,11 +57,14 @@ use crate::clustering::distance::{Centers, NormedBlock};
 use crate::data::InstanceBlock;
 use crate::error::{MlError, Result};
 
+mod bench;
 mod cpu;
 #[cfg(feature = "gpu")]
 mod gpu;
-#[cfg(test)]
+#[cfg(all(test, feature = "gpu"))]
 mod tests;
+
+pub use bench::{KernelTiming, kernel_timings};
 
 /// Environment variable holding the default device (the `flint.ml.device` setting).
 pub const DEVICE_ENV: &str = "FLINT_ML_DEVICE";
@@ -170,7 +173,9 @@ impl fmt::Display for Device {
 /// The GPU adapter this process uses for [`Device::Gpu`] (`"name (backend, device type)"`),
 /// or why there is none. Starts the GPU on the first call.
 pub fn gpu_adapter() -> Result<String> {
-    gpu_engine().map(|e| e.adapter()).map_err(|why| device_error(Device::Gpu, why))
+    gpu_engine()
+        .map(|e| e.adapter())
+        .map_err(|why| device_error(Device::Gpu, why))
 }
 
 /// A resolved device: where one kernel call runs.
@@ -227,7 +232,6 @@ impl Engine {
 
     /// `(Σ w a aᵀ packed, Σ w a z)` with `a = [x, 1]`, as
     /// [`crate::linalg::dense::gram_accumulate`] from zero.
-    #[cfg_attr(not(test), allow(dead_code))] // IRLS is not wired to the device layer yet
     pub fn gram(&self, block: &InstanceBlock, w: &[f64], z: &[f64]) -> Result<(Vec<f64>, Vec<f64>), String> {
         match self {
             Engine::Cpu => Ok(cpu::gram(block, w, z)),
@@ -319,7 +323,10 @@ fn gpu_engine() -> Result<Engine, String> {
     }
     #[cfg(not(feature = "gpu"))]
     {
-        Err("flint-mllib was built without its `gpu` feature (wgpu); rebuild with it or use flint.ml.device = cpu".into())
+        Err(
+            "flint-mllib was built without its `gpu` feature (wgpu); rebuild with it or use flint.ml.device = cpu"
+                .into(),
+        )
     }
 }
 

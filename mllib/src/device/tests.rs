@@ -49,7 +49,9 @@ fn block(rows: usize, cols: usize, classes: usize, seed: u64) -> InstanceBlock {
         (s >> 11) as f64 / (1u64 << 53) as f64
     };
     let features: Vec<f64> = (0..rows * cols).map(|_| 2.0 * next() - 1.0).collect();
-    let labels: Vec<f64> = (0..rows).map(|_| ((next() * classes as f64) as usize).min(classes - 1) as f64).collect();
+    let labels: Vec<f64> = (0..rows)
+        .map(|_| ((next() * classes as f64) as usize).min(classes - 1) as f64)
+        .collect();
     let weights: Vec<f64> = (0..rows).map(|_| 0.5 + 1.5 * next()).collect();
     InstanceBlock {
         rows,
@@ -137,7 +139,9 @@ fn check_gram(g: &Engine, b: &InstanceBlock, seed: u64) {
 /// Rows around `k` well-separated centers (center `j` at `10·j + 3·c`, noise in [−1, 1]).
 fn blobs(rows: usize, cols: usize, k: usize, seed: u64) -> (NormedBlock, Centers) {
     let mut b = block(rows, cols, k, seed);
-    let centers: Vec<Vec<f64>> = (0..k).map(|j| (0..cols).map(|c| 10.0 * j as f64 + 3.0 * c as f64).collect()).collect();
+    let centers: Vec<Vec<f64>> = (0..k)
+        .map(|j| (0..cols).map(|c| 10.0 * j as f64 + 3.0 * c as f64).collect())
+        .collect();
     let labels = b.labels.clone();
     let f = Arc::make_mut(&mut b.features);
     for r in 0..rows {
@@ -158,15 +162,27 @@ fn check_kmeans(g: &Engine, nb: &NormedBlock, centers: &Centers) {
     let b = &nb.block;
     let d = b.cols;
     for j in 0..centers.k {
-        close(&format!("weight of cluster {j}"), got.weights[j], want.weights[j], want.weights[j]);
+        close(
+            &format!("weight of cluster {j}"),
+            got.weights[j],
+            want.weights[j],
+            want.weights[j],
+        );
         for c in 0..d {
             let scale: f64 = (0..b.rows).map(|r| b.weights[r] * b.row(r)[c].abs()).sum();
-            close(&format!("sum {j}, {c}"), got.sums[j * d + c], want.sums[j * d + c], scale);
+            close(
+                &format!("sum {j}, {c}"),
+                got.sums[j * d + c],
+                want.sums[j * d + c],
+                scale,
+            );
         }
     }
     // The cost is a sum of small squared distances of large coordinates: f32 storage of the
     // coordinates (relative 6e-8 of |x| ≈ 10·k) bounds its accuracy, not the sum.
-    let coord_scale: f64 = (0..b.rows).map(|r| b.weights[r] * b.row(r).iter().map(|x| x.abs()).sum::<f64>()).sum();
+    let coord_scale: f64 = (0..b.rows)
+        .map(|r| b.weights[r] * b.row(r).iter().map(|x| x.abs()).sum::<f64>())
+        .sum();
     close("cost", got.cost, want.cost, want.cost + coord_scale);
 }
 
@@ -237,7 +253,10 @@ fn gpu_blocks_stay_resident_and_are_freed_with_the_block() {
     let b = block(300, 4, 2, 1);
     let first = gpu.resident(&b).unwrap();
     let again = gpu.resident(&b.clone()).unwrap();
-    assert!(Arc::ptr_eq(&first, &again), "a second use of the same block must not upload it again");
+    assert!(
+        Arc::ptr_eq(&first, &again),
+        "a second use of the same block must not upload it again"
+    );
     // Same values, other arrays: another block.
     let copy = InstanceBlock {
         features: Arc::new((*b.features).clone()),
@@ -248,14 +267,26 @@ fn gpu_blocks_stay_resident_and_are_freed_with_the_block() {
     drop((first, again, b));
     // Any lookup sweeps the entries of dropped blocks.
     gpu.resident(&copy).unwrap();
-    assert_eq!(weak.strong_count(), 0, "the GPU buffers of a dropped block must be freed");
+    assert_eq!(
+        weak.strong_count(),
+        0,
+        "the GPU buffers of a dropped block must be freed"
+    );
 }
 
 #[test]
 fn auto_stays_on_the_cpu_for_small_blocks_and_software_adapters() {
-    assert!(!Device::Auto.select(10).unwrap().is_gpu(), "a tiny block is not worth a dispatch");
+    assert!(
+        !Device::Auto.select(10).unwrap().is_gpu(),
+        "a tiny block is not worth a dispatch"
+    );
     if let Some(Engine::Gpu(g)) = gpu_or_skip("auto_stays_on_the_cpu_for_small_blocks_and_software_adapters") {
-        assert_eq!(Device::Auto.select(super::AUTO_MIN_ELEMENTS).unwrap().is_gpu(), !g.is_software(), "{}", g.describe());
+        assert_eq!(
+            Device::Auto.select(super::AUTO_MIN_ELEMENTS).unwrap().is_gpu(),
+            !g.is_software(),
+            "{}",
+            g.describe()
+        );
     }
     assert!(!Device::Cpu.select(usize::MAX).unwrap().is_gpu());
 }

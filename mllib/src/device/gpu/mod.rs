@@ -49,8 +49,8 @@ impl Gpu {
         let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         let backends = desc.backends;
         let instance = wgpu::Instance::new(desc);
-        let adapter = pollster::block_on(wgpu::util::initialize_adapter_from_env_or_default(&instance, None))
-            .map_err(|e| {
+        let adapter =
+            pollster::block_on(wgpu::util::initialize_adapter_from_env_or_default(&instance, None)).map_err(|e| {
                 format!(
                     "no GPU adapter found: wgpu tried the backends {backends:?} ({e}); on Linux a Vulkan \
                      driver is needed (Debian: `libvulkan1` and a driver, e.g. `mesa-vulkan-drivers` \
@@ -71,7 +71,12 @@ impl Gpu {
             required_limits: limits.clone(),
             ..Default::default()
         }))
-        .map_err(|e| format!("the GPU adapter {} ({:?}) refused a device: {e}", info.name, info.backend))?;
+        .map_err(|e| {
+            format!(
+                "the GPU adapter {} ({:?}) refused a device: {e}",
+                info.name, info.backend
+            )
+        })?;
         let gpu = Gpu {
             info,
             limits,
@@ -90,7 +95,10 @@ impl Gpu {
 
     /// `name (backend, device type)`.
     pub fn describe(&self) -> String {
-        format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
     }
 
     /// Whether the adapter is a software implementation on the CPU (Mesa's lavapipe).
@@ -102,7 +110,7 @@ impl Gpu {
     /// fits the adapter's buffer limits.
     pub fn fits(&self, elements: usize) -> bool {
         let bytes = 4 * elements as u64;
-        bytes <= u64::from(self.limits.max_storage_buffer_binding_size) && bytes <= self.limits.max_buffer_size
+        bytes <= self.limits.max_storage_buffer_binding_size && bytes <= self.limits.max_buffer_size
     }
 
     pub(in crate::device) fn resident(&self, block: &InstanceBlock) -> Result<Arc<ResidentBlock>, String> {
@@ -172,7 +180,10 @@ impl Gpu {
             return Ok(sums);
         }
         if !self.fits(block.rows * k) {
-            return Err(format!("{} rows × {k} classes do not fit the GPU's buffers", block.rows));
+            return Err(format!(
+                "{} rows × {k} classes do not fit the GPU's buffers",
+                block.rows
+            ));
         }
         let res = self.resident(block)?;
         let width = 2 + k * d + k;
@@ -281,14 +292,39 @@ impl Gpu {
             staging,
         } = &mut *guard;
         use wgpu::BufferUsages as U;
-        let input = grow(device, input, 4 * call.input.len(), U::STORAGE | U::COPY_DST, "kernel input");
-        let input2 = grow(device, input2, 4 * call.input2.len(), U::STORAGE | U::COPY_DST, "kernel input 2");
+        let input = grow(
+            device,
+            input,
+            4 * call.input.len(),
+            U::STORAGE | U::COPY_DST,
+            "kernel input",
+        );
+        let input2 = grow(
+            device,
+            input2,
+            4 * call.input2.len(),
+            U::STORAGE | U::COPY_DST,
+            "kernel input 2",
+        );
         let out_bytes = 4 * call.out_floats as u64;
-        let out = grow(device, out, out_bytes as usize, U::STORAGE | U::COPY_SRC, "kernel partial sums");
+        let out = grow(
+            device,
+            out,
+            out_bytes as usize,
+            U::STORAGE | U::COPY_SRC,
+            "kernel partial sums",
+        );
         let scratch = grow(device, scratch, 4 * call.scratch_floats, U::STORAGE, "kernel scratch");
-        let staging = grow(device, staging, out_bytes as usize, U::MAP_READ | U::COPY_DST, "read-back");
+        let staging = grow(
+            device,
+            staging,
+            out_bytes as usize,
+            U::MAP_READ | U::COPY_DST,
+            "read-back",
+        );
 
-        self.queue.write_buffer(&res.params, 0, bytemuck::cast_slice(&call.params));
+        self.queue
+            .write_buffer(&res.params, 0, bytemuck::cast_slice(&call.params));
         if !call.input.is_empty() {
             self.queue.write_buffer(input, 0, bytemuck::cast_slice(call.input));
         }
