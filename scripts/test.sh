@@ -11,6 +11,8 @@ cargo fmt --all -- --check
 
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# flint-mllib without wgpu (its `gpu` feature) must build and lint too.
+cargo clippy -p flint-mllib --no-default-features --all-targets --locked -- -D warnings
 
 echo "== cargo doc (warnings are errors: broken links rot silently)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked

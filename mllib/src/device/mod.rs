@@ -145,10 +145,14 @@ impl Device {
                 Ok(e) => format!("gpu ({})", e.adapter()),
                 Err(e) => format!("gpu (unavailable: {e})"),
             },
-            Device::Auto => match auto_engine(AUTO_MIN_ELEMENTS) {
-                Engine::Cpu => "auto: cpu".into(),
-                e => format!("auto: gpu ({})", e.adapter()),
-            },
+            Device::Auto => {
+                let e = auto_engine(AUTO_MIN_ELEMENTS);
+                if e.is_gpu() {
+                    format!("auto: gpu ({})", e.adapter())
+                } else {
+                    "auto: cpu".into()
+                }
+            }
         }
     }
 }
