@@ -3,6 +3,8 @@
 //! the tolerances of the GPU's `f32` storage (see `flint_mllib::device`):
 //! - logistic regression: coefficients and intercepts to 1e-4 relative (to max(1, |cpu|)),
 //!   the final objective to 1e-6 relative;
+//! - GLM by IRLS (Poisson, log link; Gram matrices on the GPU): coefficients, intercept and
+//!   standard errors to 1e-4 relative, the deviance to 1e-6 relative;
 //! - k-means on well-separated blobs: the same cluster sizes, centers to 1e-5 relative and
 //!   the cost to 1e-5 relative.
 //!
@@ -14,6 +16,7 @@ use flint_engine::Context;
 use flint_mllib::classification::{Family, LogisticRegression, LogisticRegressionModel};
 use flint_mllib::clustering::KMeans;
 use flint_mllib::device::{Device, gpu_adapter};
+use flint_mllib::regression::{Family as GlmFamily, GeneralizedLinearRegression};
 use flint_mllib::{LabeledPoint, MlError};
 
 fn gpu_or_skip(test: &str) -> bool {
@@ -179,4 +182,37 @@ fn device_names_in_errors() {
     let e = Device::parse("cuda").unwrap_err();
     assert!(matches!(e, MlError::Param { .. }), "{e:?}");
     assert!(e.to_string().contains("flint.ml.device"), "{e}");
+}
+
+#[test]
+fn glm_irls_on_the_gpu_matches_the_cpu() {
+    if !gpu_or_skip("glm_irls_on_the_gpu_matches_the_cpu") {
+        return;
+    }
+    let mut u = uniform(9);
+    let points: Vec<LabeledPoint> = (0..3_001)
+        .map(|_| {
+            let x: Vec<f64> = (0..4).map(|_| 2.0 * u() - 1.0).collect();
+            let mean = (0.3 + 0.5 * x[0] - 0.25 * x[1] + 0.1 * x[3]).exp();
+            // A rounded noisy mean: count-like labels, no need for a Poisson sampler.
+            LabeledPoint::new((mean * (0.5 + u())).round(), x)
+        })
+        .collect();
+    let ctx = Context::local(2).unwrap();
+    let rdd = ctx.parallelize(points, 3);
+    let glm = GeneralizedLinearRegression::new()
+        .family(GlmFamily::Poisson)
+        .reg_param(0.0);
+    let cpu = glm.clone().device(Device::Cpu).fit(&rdd).unwrap();
+    let gpu = glm.device(Device::Gpu).fit(&rdd).unwrap();
+    assert_close("coefficients", &gpu.coefficients, &cpu.coefficients, 1e-4);
+    assert_close("intercept", &[gpu.intercept], &[cpu.intercept], 1e-4);
+    assert_close(
+        "standard errors",
+        &gpu.summary.coefficient_standard_errors,
+        &cpu.summary.coefficient_standard_errors,
+        1e-4,
+    );
+    let (dg, dc) = (gpu.summary.deviance, cpu.summary.deviance);
+    assert!((dg - dc).abs() <= 1e-6 * dc, "deviance: gpu {dg} vs cpu {dc}");
 }

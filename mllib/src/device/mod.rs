@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `X·w`, `Xᵀ·v` | (building blocks; parity-tested) |
 //! | fused binomial and multinomial logistic loss + gradient | `LogisticRegression` (L-BFGS / OWL-QN) |
-//! | weighted Gram `Σ w a aᵀ`, `Σ w a z` (`a = [x, 1]`) | (IRLS's normal equations: kernel and parity tests only, not yet wired into `GeneralizedLinearRegression`) |
+//! | weighted Gram `Σ w a aᵀ`, `Σ w a z` (`a = [x, 1]`) | `GeneralizedLinearRegression` (each IRLS pass; `LinearRegression`'s normal equations stay on the CPU) |
 //! | k-means distances, argmin, per-cluster sums, weights, counts and cost | `KMeans` (Lloyd passes) |
 //!
 //! The CPU implementations (`cpu.rs`) are the existing kernels of [`crate::linalg`],
