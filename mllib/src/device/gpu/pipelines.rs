@@ -1,5 +1,6 @@
 //! The compute pipelines, compiled once per process when the GPU is first used: one per
-//! kernel, each from `shaders/common.wgsl` followed by the kernel's own source.
+//! kernel, each from `shaders/common.wgsl` (and `shaders/column_sums.wgsl` for the kernels that
+//! call it) followed by the kernel's own source.
 
 use std::borrow::Cow;
 
@@ -42,10 +43,18 @@ pub(super) struct Pipelines {
 
 const COMMON: &str = include_str!("../shaders/common.wgsl");
 
+/// The column-sum helper of `gemv_t` and `logistic`.
+const COLUMN_SUMS: &str = include_str!("../shaders/column_sums.wgsl");
+
 fn compile(device: &wgpu::Device, name: &str, source: &str, entry: &str, slots: &'static [Slot]) -> Kernel {
+    let helpers = if source.contains("column_sums(") {
+        COLUMN_SUMS
+    } else {
+        ""
+    };
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(name),
-        source: wgpu::ShaderSource::Wgsl(Cow::Owned(format!("{COMMON}\n{source}"))),
+        source: wgpu::ShaderSource::Wgsl(Cow::Owned(format!("{COMMON}\n{helpers}\n{source}"))),
     });
     let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some(name),

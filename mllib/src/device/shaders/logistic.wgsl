@@ -1,7 +1,7 @@
 // Fused logistic loss and gradient over a block, per workgroup of 256 rows:
 //   phase 1 (one invocation per row): margins, the row's weighted loss and its gradient
 //            multipliers g (one per class) into `scratch`;
-//   phase 2 (invocations stride over the K·d coefficients): Σ_r x[r, c]·g[r, k], and the
+//   phase 2: Σ_r x[r, c]·g[r, k] for the K·d coefficients (`column_sums.wgsl`), the
 //            intercepts' Σ_r g[r, k]; loss and weight summed in workgroup memory.
 // out row of workgroup g (width 2 + K·d + K): [loss, weight, gradient K·d, intercepts K].
 // Coefficients (`coefs`): K·d, class by class, then K intercepts when flags bit 0 is set.
@@ -71,6 +71,12 @@ fn multinomial_row(r: u32) -> f32 {
     return w * (log(sum) + mx - zy);
 }
 
+// The gradient multiplier of row r for class k (phase 1 left it in `scratch`, K per row;
+// the host passes K = 1 for the binomial loss).
+fn row_multiplier(r: u32, k: u32) -> f32 {
+    return scratch[r * params.k + k];
+}
+
 fn reduce_and_sum(g: u32, lid: u32, start: u32, end: u32, kk: u32) {
     storageBarrier();
     workgroupBarrier();
@@ -87,15 +93,7 @@ fn reduce_and_sum(g: u32, lid: u32, start: u32, end: u32, kk: u32) {
         out[base] = red_loss[0];
         out[base + 1u] = red_weight[0];
     }
-    for (var j = lid; j < kk * d; j += WG) {
-        let k = j / d;
-        let c = j % d;
-        var acc = 0.0;
-        for (var r = start; r < end; r++) {
-            acc = fma(x[r * d + c], scratch[r * kk + k], acc);
-        }
-        out[base + 2u + j] = acc;
-    }
+    column_sums(lid, start, end, kk, base + 2u);
     for (var k = lid; k < kk; k += WG) {
         var acc = 0.0;
         for (var r = start; r < end; r++) {
