@@ -15,7 +15,7 @@ mod pipelines;
 mod resident;
 
 use pipelines::{Kernel, Pipelines, Slot};
-use resident::{MIN_BUFFER_BYTES, ResidentBlock, ResidentCache};
+use resident::{CallBuffers, MIN_BUFFER_BYTES, ResidentBlock, ResidentCache};
 
 /// Rows per workgroup (`WG` in the shaders).
 const WG: usize = 256;
@@ -122,7 +122,7 @@ impl Gpu {
                 block.rows, block.cols, self.limits.max_storage_buffer_binding_size
             ));
         }
-        Ok(self.resident.get(&self.device, block))
+        self.resident.get(&self.device, block)
     }
 
     /// `X · w`.
@@ -280,17 +280,40 @@ impl Gpu {
         Ok(sums)
     }
 
-    /// Runs `call` over `res` and returns the `out_floats` values of its output.
+    /// Runs `call` over `res` and returns the `out_floats` values of its output. wgpu errors
+    /// (out of memory for the call's buffers, a validation error: a bug) fail the call rather
+    /// than panic in wgpu's default handler.
     fn run(&self, res: &ResidentBlock, call: Call<'_>) -> Result<Vec<f32>, String> {
+        // The block's call buffers are ours until the results are read back.
+        let mut buffers = res.calls.lock().expect("call buffers lock is not poisoned");
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let submitted = self.submit(res, &call, &mut buffers);
+        let oom = pollster::block_on(oom.pop());
+        let validation = pollster::block_on(validation.pop());
+        if let Some(e) = oom {
+            return Err(format!("the GPU is out of memory for a kernel call's buffers: {e}"));
+        }
+        if let Some(e) = validation {
+            return Err(format!(
+                "internal error, please report it: wgpu rejected a kernel call: {e}"
+            ));
+        }
+        let (staging, out_bytes) = submitted;
+        self.read_back(&staging, out_bytes)
+    }
+
+    /// Encodes and submits `call` with `buffers` (grown as needed); returns the read-back
+    /// buffer and the bytes to read from it.
+    fn submit(&self, res: &ResidentBlock, call: &Call<'_>, buffers: &mut CallBuffers) -> (wgpu::Buffer, u64) {
         let device = &self.device;
-        let mut guard = res.calls.lock().expect("call buffers lock is not poisoned");
-        let resident::CallBuffers {
+        let CallBuffers {
             input,
             input2,
             out,
             scratch,
             staging,
-        } = &mut *guard;
+        } = buffers;
         use wgpu::BufferUsages as U;
         let input = grow(
             device,
@@ -372,7 +395,11 @@ impl Gpu {
         }
         encoder.copy_buffer_to_buffer(out, 0, staging, 0, out_bytes);
         self.queue.submit([encoder.finish()]);
+        (staging.clone(), out_bytes)
+    }
 
+    /// Waits for the submitted work and copies `out_bytes` of `staging` out.
+    fn read_back(&self, staging: &wgpu::Buffer, out_bytes: u64) -> Result<Vec<f32>, String> {
         let (tx, rx) = mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, ..out_bytes, move |r| {
             // The receiver waits below; a send cannot fail while it does.

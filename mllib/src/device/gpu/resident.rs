@@ -7,6 +7,10 @@
 //! dropped (the block was unpersisted or evicted) is swept, its GPU buffers freed, on the next
 //! lookup. Each resident block also owns the buffers of its calls (parameters in, partial sums
 //! out, read-back), grown on demand and reused, behind a mutex (one call per block at a time).
+//!
+//! When the GPU runs out of memory for an upload, the blocks no kernel is using are evicted
+//! (they are uploaded again when next used: slower, still correct) and the upload is tried
+//! once more; if it fails again the kernel call fails with the sizes involved.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -84,10 +88,47 @@ fn upload(device: &wgpu::Device, label: &str, values: &[f64]) -> wgpu::Buffer {
     })
 }
 
+/// Uploads `block`, or returns the out-of-memory error of the upload.
+fn upload_block(device: &wgpu::Device, block: &InstanceBlock) -> Result<ResidentBlock, wgpu::Error> {
+    let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let resident = ResidentBlock {
+        rows: block.rows,
+        x: upload(device, "block features", &block.features),
+        labels: upload(device, "block labels", &block.labels),
+        weights: upload(device, "block weights", &block.weights),
+        params: device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("kernel params"),
+            size: 32,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }),
+        calls: Mutex::new(CallBuffers::default()),
+    };
+    match pollster::block_on(scope.pop()) {
+        None => Ok(resident),
+        Some(e) => Err(e),
+    }
+}
+
 impl ResidentCache {
+    /// Drops the resident blocks no kernel call is using; returns how many and their bytes.
+    fn evict_idle(&self) -> (usize, u64) {
+        let mut entries = self.entries.lock().expect("resident cache lock is not poisoned");
+        let (mut count, mut bytes) = (0, 0);
+        entries.retain(|_, e| {
+            let idle = Arc::strong_count(&e.block) == 1;
+            if idle {
+                count += 1;
+                bytes += e.block.bytes();
+            }
+            !idle
+        });
+        (count, bytes)
+    }
+
     /// The resident copy of `block`, uploading it on a miss. Sweeps the entries of dropped
     /// blocks first.
-    pub fn get(&self, device: &wgpu::Device, block: &InstanceBlock) -> Arc<ResidentBlock> {
+    pub fn get(&self, device: &wgpu::Device, block: &InstanceBlock) -> Result<Arc<ResidentBlock>, String> {
         let key = Arc::as_ptr(&block.features) as usize;
         {
             let mut entries = self.entries.lock().expect("resident cache lock is not poisoned");
@@ -97,23 +138,34 @@ impl ResidentCache {
                 tracing::trace!(freed = before - entries.len(), "resident blocks freed");
             }
             if let Some(e) = entries.get(&key).filter(|e| e.holds(block)) {
-                return e.block.clone();
+                return Ok(e.block.clone());
             }
         }
         // Upload outside the lock: other threads keep using their blocks meanwhile.
-        let resident = Arc::new(ResidentBlock {
-            rows: block.rows,
-            x: upload(device, "block features", &block.features),
-            labels: upload(device, "block labels", &block.labels),
-            weights: upload(device, "block weights", &block.weights),
-            params: device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("kernel params"),
-                size: 32,
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }),
-            calls: Mutex::new(CallBuffers::default()),
-        });
+        let resident = match upload_block(device, block) {
+            Ok(r) => r,
+            Err(first) => {
+                let (count, bytes) = self.evict_idle();
+                tracing::warn!(
+                    evicted = count,
+                    bytes,
+                    "GPU out of memory: evicted the idle resident blocks ({first})"
+                );
+                // Dropped buffers are freed when the device is next maintained.
+                let _ = device.poll(wgpu::PollType::wait_indefinitely());
+                upload_block(device, block).map_err(|e| {
+                    format!(
+                        "the GPU is out of memory for a block of {} × {} features ({} bytes as f32), even after \
+                         evicting {count} idle resident blocks ({bytes} bytes): {e}; use smaller blocks or \
+                         flint.ml.device = cpu",
+                        block.rows,
+                        block.cols,
+                        4 * block.features.len()
+                    )
+                })?
+            }
+        };
+        let resident = Arc::new(resident);
         tracing::trace!(rows = block.rows, bytes = resident.bytes(), "block uploaded to the GPU");
         let mut entries = self.entries.lock().expect("resident cache lock is not poisoned");
         let entry = entries.entry(key).or_insert_with(|| Entry {
@@ -130,6 +182,6 @@ impl ResidentCache {
                 block: resident.clone(),
             };
         }
-        entry.block.clone()
+        Ok(entry.block.clone())
     }
 }
