@@ -254,7 +254,7 @@ fn bounded_pass(
 impl KMeans {
     /// Defaults (Spark's): `k = 2`, `max_iter = 20`, `tol = 1e-4`, `seed = 2024`,
     /// `init_mode = KMeansParallel`, `init_steps = 2`, no initial centers, blocks of
-    /// [`DEFAULT_BLOCK_ROWS`] rows.
+    /// [`DEFAULT_BLOCK_ROWS`] rows, the device of `FLINT_ML_DEVICE` (else [`Device::Auto`]).
     pub fn new() -> Self {
         KMeans {
             k: 2,

@@ -8,7 +8,7 @@
 //!
 //! | kernel | used by |
 //! |---|---|
-//! | `X·w`, `Xᵀ·v` | (building blocks; parity-tested) |
+//! | `X·w`, `Xᵀ·v` | building blocks: parity-tested and timed ([`kernel_timings`]); the estimators use the fused kernels |
 //! | fused binomial and multinomial logistic loss + gradient | `LogisticRegression` (L-BFGS / OWL-QN) |
 //! | weighted Gram `Σ w a aᵀ`, `Σ w a z` (`a = [x, 1]`) | `GeneralizedLinearRegression` (each IRLS pass; `LinearRegression`'s normal equations stay on the CPU) |
 //! | k-means distances, argmin, per-cluster sums, weights, counts and cost | `KMeans` (Lloyd passes) |
@@ -42,7 +42,7 @@
 //! GPUs.
 //!
 //! The GPU is a process resource: one wgpu instance, adapter, device and queue per process,
-//! created on first use and kept in a `OnceLock` (`gpu/context.rs`), with the pipelines and
+//! created on first use and kept in a `OnceLock` (`gpu/mod.rs`), with the pipelines and
 //! the resident blocks. This is the deliberate exception to "no process-global state"
 //! (STYLE.md §8): two contexts in one process share the one GPU as they share its cores.
 

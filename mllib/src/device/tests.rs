@@ -300,3 +300,22 @@ fn device_names_parse_and_bad_ones_are_named() {
     assert!(e.contains("\"cuda\"") && e.contains("auto, cpu or gpu"), "{e}");
     assert_eq!(Device::Gpu.to_string(), "gpu");
 }
+
+#[test]
+fn gpu_kernels_are_right_with_2d_dispatches() {
+    let Some(g) = gpu_or_skip("gpu_kernels_are_right_with_2d_dispatches") else {
+        return;
+    };
+    // 3 workgroups per row of the grid: 2,001 rows are 8 workgroups, a 3 × 3 grid whose last
+    // workgroup has no rows (it must write nothing). Other tests running meanwhile get 2-D
+    // dispatches too, which changes nothing but the grid.
+    super::gpu::set_max_groups_x(3);
+    let b = block(2_001, 7, 3, 21);
+    check_gemv(&g, &b, 21);
+    check_logistic(&g, &b, 1, false, true, 21);
+    check_logistic(&g, &b, 3, true, true, 21);
+    check_gram(&g, &b, 21);
+    let (nb, centers) = blobs(2_001, 7, 4, 21);
+    check_kmeans(&g, &nb, &centers);
+    super::gpu::set_max_groups_x(65_535);
+}

@@ -3,6 +3,7 @@
 //! per kernel that uploads the call's parameters, dispatches one workgroup per 256 rows, reads
 //! back the per-workgroup partial sums and adds them in `f64`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
 
 use crate::classification::loss::{LossSums, Shape};
@@ -20,8 +21,16 @@ use resident::{CallBuffers, MIN_BUFFER_BYTES, ResidentBlock, ResidentCache};
 /// Rows per workgroup (`WG` in the shaders).
 const WG: usize = 256;
 
-/// Most workgroups along one dispatch dimension (WebGPU's guaranteed minimum).
-const MAX_GROUPS_X: usize = 65_535;
+/// Most workgroups along one dispatch dimension (WebGPU's guaranteed minimum); past it a
+/// dispatch is 2-D. An atomic so that a test can lower it to exercise 2-D dispatches on small
+/// blocks (any value gives the same results).
+static MAX_GROUPS_X: AtomicUsize = AtomicUsize::new(65_535);
+
+/// Sets the most workgroups along x (tests only).
+#[cfg(test)]
+pub(in crate::device) fn set_max_groups_x(n: usize) {
+    MAX_GROUPS_X.store(n.clamp(1, 65_535), Ordering::Relaxed);
+}
 
 /// The process's GPU.
 pub(crate) struct Gpu {
@@ -378,10 +387,11 @@ impl Gpu {
             entries: &entries,
         });
         let groups = res.rows.div_ceil(WG);
-        let (gx, gy) = if groups <= MAX_GROUPS_X {
+        let max_x = MAX_GROUPS_X.load(Ordering::Relaxed);
+        let (gx, gy) = if groups <= max_x {
             (groups, 1)
         } else {
-            (MAX_GROUPS_X, groups.div_ceil(MAX_GROUPS_X))
+            (max_x, groups.div_ceil(max_x))
         };
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
         {
