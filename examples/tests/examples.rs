@@ -396,6 +396,52 @@ fn ml_binaries_run_on_the_gpu_locally_and_on_executors() {
             assert!((g - c).abs() <= 1e-4 * c.abs().max(1.0), "{master}: gpu {g} vs cpu {c}");
         }
     }
+    // k-means on three well-separated blobs: the same centers (to 1e-5) and cost.
+    let blobs: String = (0..900)
+        .map(|i| {
+            let j = (i % 3) as f64;
+            let jitter = ((i * 7919) % 101) as f64 / 101.0 - 0.5;
+            format!("{},{}\n", 20.0 * j + jitter, -15.0 * j + 0.5 * jitter)
+        })
+        .collect();
+    let path = dir.path().join("blobs.csv");
+    std::fs::write(&path, blobs).unwrap();
+    let kmeans = |device: &str| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_kmeans"))
+            .args([
+                path.to_str().unwrap(),
+                "--k",
+                "3",
+                "--seed",
+                "5",
+                "--json",
+                "--device",
+                device,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kmeans --device {device}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().last().unwrap()).unwrap()
+    };
+    let (cpu, gpu) = (kmeans("cpu"), kmeans("gpu"));
+    assert_eq!(gpu["device"], "gpu");
+    let centers = |v: &serde_json::Value| -> Vec<f64> {
+        let mut c: Vec<Vec<f64>> = serde_json::from_value(v["centers"].clone()).unwrap();
+        c.sort_by(|a, b| a[0].total_cmp(&b[0]));
+        c.concat()
+    };
+    for (g, c) in centers(&gpu).iter().zip(centers(&cpu)) {
+        assert!(
+            (g - c).abs() <= 1e-5 * c.abs().max(1.0),
+            "k-means center: gpu {g} vs cpu {c}"
+        );
+    }
+    let (gc, cc) = (gpu["cost"].as_f64().unwrap(), cpu["cost"].as_f64().unwrap());
+    assert!((gc - cc).abs() <= 1e-5 * cc, "k-means cost: gpu {gc} vs cpu {cc}");
 }
 
 #[test]
