@@ -21,7 +21,7 @@ use tracing::info;
 
 use super::loss::{LossSums, Shape};
 use super::stats::{ClassStats, scaled_blocks};
-use crate::data::{DEFAULT_BLOCK_ROWS, InstanceBlock, LabeledPoint};
+use crate::data::{InstanceBlock, LabeledPoint};
 use crate::device::{Device, device_error};
 use crate::error::{MlError, Result};
 use crate::linalg::Vector;
@@ -74,8 +74,9 @@ pub struct LogisticRegression {
     pub threshold: f64,
     /// Depth of the tree aggregation (default 2).
     pub aggregation_depth: u32,
-    /// Rows per instance block (default [`DEFAULT_BLOCK_ROWS`]).
-    pub block_rows: usize,
+    /// Rows per instance block (default `None`: [`DEFAULT_BLOCK_ROWS`](crate::data::DEFAULT_BLOCK_ROWS), or
+    /// [`crate::device::GPU_BLOCK_ROWS`] with [`Device::Gpu`]).
+    pub block_rows: Option<usize>,
     /// The optimizer (default `Auto`): `Auto` and `LBfgs` run L-BFGS (OWL-QN with an L1
     /// term), `Sgd` mini-batch gradient descent (binomial, `elastic_net_param = 0` only);
     /// `Normal` is for linear regression only and is rejected.
@@ -105,7 +106,7 @@ impl Default for LogisticRegression {
             standardization: true,
             threshold: 0.5,
             aggregation_depth: 2,
-            block_rows: DEFAULT_BLOCK_ROWS,
+            block_rows: None,
             solver: Solver::Auto,
             step_size: 1.0,
             mini_batch_fraction: 1.0,
@@ -181,7 +182,7 @@ impl LogisticRegression {
 
     /// Sets the rows per instance block.
     pub fn block_rows(mut self, n: usize) -> Self {
-        self.block_rows = n;
+        self.block_rows = Some(n);
         self
     }
 
@@ -251,8 +252,8 @@ impl LogisticRegression {
         if self.aggregation_depth < 1 {
             return Err(MlError::param("aggregation_depth", self.aggregation_depth, ">= 1"));
         }
-        if self.block_rows < 1 {
-            return Err(MlError::param("block_rows", self.block_rows, ">= 1"));
+        if self.block_rows == Some(0) {
+            return Err(MlError::param("block_rows", 0, ">= 1"));
         }
         Ok(())
     }
@@ -300,7 +301,7 @@ impl LogisticRegression {
         };
 
         // Rows scaled by 1/σ once, stacked and cached: every evaluation streams these blocks.
-        let blocks = scaled_blocks(data, &inv_std, self.block_rows);
+        let blocks = scaled_blocks(data, &inv_std, device.block_rows(self.block_rows));
 
         // Penalty weights per standardized coefficient: with standardization off, the penalty is
         // on the original coefficients β_j = β̃_j/σ_j, so the weights are divided by σ_j (σ_j²).

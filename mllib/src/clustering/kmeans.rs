@@ -11,7 +11,7 @@ use super::distance::{Bounds, Centers, NormedBlock, assign_bounded, sq_dist};
 use super::init;
 use super::input::{InputInfo, scan};
 use super::model::{KMeansModel, KMeansSummary};
-use crate::data::{DEFAULT_BLOCK_ROWS, InstanceBlock, LabeledPoint, to_blocks};
+use crate::data::{InstanceBlock, LabeledPoint, to_blocks};
 use crate::device::{ClusterSums, Device, Engine, device_error};
 use crate::error::{MlError, Result};
 use crate::summary::TrainingSummary;
@@ -48,7 +48,7 @@ pub struct KMeans {
     init_mode: InitMode,
     init_steps: usize,
     initial_centers: Option<Vec<Vec<f64>>>,
-    block_rows: usize,
+    block_rows: Option<usize>,
     device: Option<Device>,
 }
 
@@ -254,7 +254,8 @@ fn bounded_pass(
 impl KMeans {
     /// Defaults (Spark's): `k = 2`, `max_iter = 20`, `tol = 1e-4`, `seed = 2024`,
     /// `init_mode = KMeansParallel`, `init_steps = 2`, no initial centers, blocks of
-    /// [`DEFAULT_BLOCK_ROWS`] rows, the device of `FLINT_ML_DEVICE` (else [`Device::Auto`]).
+    /// [`DEFAULT_BLOCK_ROWS`](crate::data::DEFAULT_BLOCK_ROWS) rows (larger with [`Device::Gpu`]: [`crate::device::GPU_BLOCK_ROWS`]),
+    /// the device of `FLINT_ML_DEVICE` (else [`Device::Auto`]).
     pub fn new() -> Self {
         KMeans {
             k: 2,
@@ -264,7 +265,7 @@ impl KMeans {
             init_mode: InitMode::KMeansParallel,
             init_steps: 2,
             initial_centers: None,
-            block_rows: DEFAULT_BLOCK_ROWS,
+            block_rows: None,
             device: None,
         }
     }
@@ -322,9 +323,10 @@ impl KMeans {
         self
     }
 
-    /// Rows per cached instance block, at least 1 (default [`DEFAULT_BLOCK_ROWS`]).
+    /// Rows per cached instance block, at least 1 (default [`DEFAULT_BLOCK_ROWS`](crate::data::DEFAULT_BLOCK_ROWS), or
+    /// [`crate::device::GPU_BLOCK_ROWS`] with [`Device::Gpu`]).
     pub fn block_rows(mut self, rows: usize) -> Self {
-        self.block_rows = rows;
+        self.block_rows = Some(rows);
         self
     }
 
@@ -338,8 +340,8 @@ impl KMeans {
         if self.init_steps < 1 {
             return Err(MlError::param("init_steps", self.init_steps, "at least 1"));
         }
-        if self.block_rows < 1 {
-            return Err(MlError::param("block_rows", self.block_rows, "at least 1"));
+        if self.block_rows == Some(0) {
+            return Err(MlError::param("block_rows", 0, "at least 1"));
         }
         Ok(())
     }
@@ -383,7 +385,7 @@ impl KMeans {
             self.check_initial_centers(c, info.dim)?;
         }
         let start = Instant::now();
-        let blocks = to_blocks(data, info.dim, self.block_rows)
+        let blocks = to_blocks(data, info.dim, device.block_rows(self.block_rows))
             .map(|b: InstanceBlock| NormedBlock::new(b))
             .cache();
         let result = self.train(&blocks, &info, start, device);

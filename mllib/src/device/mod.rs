@@ -74,6 +74,14 @@ pub const DEVICE_ENV: &str = "FLINT_ML_DEVICE";
 /// whole block (4096 rows × 16 features is about 0.1 ms on one core).
 pub const AUTO_MIN_ELEMENTS: usize = 1 << 16;
 
+/// Rows per instance block when an estimator runs with [`Device::Gpu`] and its `block_rows`
+/// is not set: each block costs one dispatch and one read-back per pass (tens of
+/// microseconds on a discrete GPU), so GPU blocks are large (2¹⁸ rows of 50 features is 52 MB
+/// of `f32`). `Auto` keeps [`crate::data::DEFAULT_BLOCK_ROWS`] (sized for the CPU's caches),
+/// because the driver cannot know which device every executor will pick without starting a
+/// GPU; set `block_rows` when `auto` runs on GPUs.
+pub const GPU_BLOCK_ROWS: usize = 1 << 18;
+
 /// Where the dense kernels of an estimator run (`flint.ml.device`).
 ///
 /// ```
@@ -123,6 +131,16 @@ impl Device {
         match device {
             Some(d) => Ok(d),
             None => Device::from_env(),
+        }
+    }
+
+    /// Rows per block for an estimator whose `block_rows` is `explicit` (see
+    /// [`GPU_BLOCK_ROWS`]).
+    pub(crate) fn block_rows(self, explicit: Option<usize>) -> usize {
+        match (explicit, self) {
+            (Some(n), _) => n,
+            (None, Device::Gpu) => GPU_BLOCK_ROWS,
+            (None, _) => crate::data::DEFAULT_BLOCK_ROWS,
         }
     }
 

@@ -180,7 +180,7 @@ impl GeneralizedLinearRegression {
         self.validate()?;
         let device = Device::or_env(self.device)?;
         let start = Instant::now();
-        let prepared = prepare(data, Some(self.family))?;
+        let prepared = prepare(data, Some(self.family), device.block_rows(None))?;
         let result = self.fit_blocks(
             &prepared.blocks,
             prepared.cols,

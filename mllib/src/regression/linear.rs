@@ -261,7 +261,7 @@ impl LinearRegression {
     pub fn fit(&self, data: &Rdd<LabeledPoint>) -> Result<LinearRegressionModel> {
         self.validate()?;
         let start = Instant::now();
-        let prepared = prepare(data, None)?;
+        let prepared = prepare(data, None, crate::data::DEFAULT_BLOCK_ROWS)?;
         let result = self.fit_blocks(
             &prepared.blocks,
             prepared.cols,
