@@ -243,6 +243,16 @@ fn gpu_kernels_handle_wide_blocks_and_many_workgroups() {
     check_logistic(&g, &block(20_000, 10, 2, 10), 1, false, true, 10);
     let (nb, centers) = blobs(10_007, 12, 10, 11);
     check_kmeans(&g, &nb, &centers);
+    // Rows staged one per round (1,536 values: one fits the 3,072-value tile), and rows longer
+    // than the tile (read from global memory).
+    for (rows, cols) in [(300, 1_536), (5, 3_100)] {
+        let b = block(rows, cols, 3, 12);
+        check_gemv(&g, &b, 12);
+        check_logistic(&g, &b, 1, false, true, 12);
+        check_logistic(&g, &b, 3, true, false, 12);
+        let (nb, centers) = blobs(rows, cols, 3, 12);
+        check_kmeans(&g, &nb, &centers);
+    }
 }
 
 #[test]

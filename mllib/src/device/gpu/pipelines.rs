@@ -1,6 +1,6 @@
 //! The compute pipelines, compiled once per process when the GPU is first used: one per
-//! kernel, each from `shaders/common.wgsl` (and `shaders/column_sums.wgsl` for the kernels that
-//! call it) followed by the kernel's own source.
+//! kernel, each from `shaders/common.wgsl` (and the helpers `shaders/column_sums.wgsl` and
+//! `shaders/row_tiles.wgsl` for the kernels that call them) followed by the kernel's own source.
 
 use std::borrow::Cow;
 
@@ -46,15 +46,24 @@ const COMMON: &str = include_str!("../shaders/common.wgsl");
 /// The column-sum helper of `gemv_t` and `logistic`.
 const COLUMN_SUMS: &str = include_str!("../shaders/column_sums.wgsl");
 
+/// The row-staging helper of `gemv`, `logistic` and `kmeans`.
+const ROW_TILES: &str = include_str!("../shaders/row_tiles.wgsl");
+
 fn compile(device: &wgpu::Device, name: &str, source: &str, entry: &str, slots: &'static [Slot]) -> Kernel {
-    let helpers = if source.contains("column_sums(") {
-        COLUMN_SUMS
-    } else {
-        ""
-    };
+    // A helper is prepended to the kernels that call it (WGSL resolves every name in a
+    // module, so it cannot go to kernels that lack the bindings it uses).
+    let mut text = String::from(COMMON);
+    for (call, helper) in [("column_sums(", COLUMN_SUMS), ("stage_rows(", ROW_TILES)] {
+        if source.contains(call) {
+            text.push('\n');
+            text.push_str(helper);
+        }
+    }
+    text.push('\n');
+    text.push_str(source);
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(name),
-        source: wgpu::ShaderSource::Wgsl(Cow::Owned(format!("{COMMON}\n{helpers}\n{source}"))),
+        source: wgpu::ShaderSource::Wgsl(Cow::Owned(text)),
     });
     let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some(name),

@@ -1,5 +1,6 @@
 // One Lloyd pass over a block, per workgroup of 256 rows:
-//   phase 1 (one invocation per row): exact squared distances Σ (x − c)² to every center
+//   phase 1 (one invocation per row, rows staged through workgroup memory: `row_tiles.wgsl`):
+//            exact squared distances Σ (x − c)² to every center
 //            (no ‖x‖² − 2x·c + ‖c‖² cancellation in f32), the closest one (first on ties,
 //            as the CPU path) and the row's weighted cost;
 //   phase 2 (invocations stride over the k·d sums): Σ w·x of the rows of each cluster, then
@@ -12,6 +13,29 @@
 
 var<workgroup> row_center: array<u32, 256>;
 var<workgroup> red_cost: array<f32, 256>;
+
+struct Closest {
+    index: u32,
+    dist: f32,
+}
+
+// The closest center to the row at `base` (in the tile when `staged`; the first on ties, as
+// the CPU path) and the squared distance to it.
+fn closest(staged: bool, base: u32) -> Closest {
+    let d = params.cols;
+    var best = Closest(0u, 3.4028235e38);
+    for (var j = 0u; j < params.k; j++) {
+        var dist = 0.0;
+        for (var c = 0u; c < d; c++) {
+            let t = xv(staged, base, c) - centers[j * d + c];
+            dist = fma(t, t, dist);
+        }
+        if (dist < best.dist) {
+            best = Closest(j, dist);
+        }
+    }
+    return best;
+}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -26,20 +50,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let r = start + lid.x;
     var best = 0u;
     var cost = 0.0;
-    if (r < end) {
-        var best_dist = 3.4028235e38;
-        for (var j = 0u; j < kk; j++) {
-            var dist = 0.0;
-            for (var c = 0u; c < d; c++) {
-                let t = x[r * d + c] - centers[j * d + c];
-                dist = fma(t, t, dist);
-            }
-            if (dist < best_dist) {
-                best_dist = dist;
-                best = j;
-            }
+    let per = tile_rows();
+    if (per == 0u) {
+        if (r < end) {
+            let b = closest(false, r * d);
+            best = b.index;
+            cost = weights[r] * b.dist;
         }
-        cost = weights[r] * best_dist;
+    } else {
+        for (var r0 = start; r0 < end; r0 += per) {
+            let n = min(per, end - r0);
+            stage_rows(lid.x, r0, n);
+            workgroupBarrier();
+            if (r >= r0 && r < r0 + n) {
+                let b = closest(true, (r - r0) * tile_pitch());
+                best = b.index;
+                cost = weights[r] * b.dist;
+            }
+            workgroupBarrier();
+        }
     }
     row_center[lid.x] = best;
     red_cost[lid.x] = cost;

@@ -1,6 +1,7 @@
 // Fused logistic loss and gradient over a block, per workgroup of 256 rows:
-//   phase 1 (one invocation per row): margins, the row's weighted loss and its gradient
-//            multipliers g (one per class) into `scratch`;
+//   phase 1 (one invocation per row, rows staged through workgroup memory: `row_tiles.wgsl`):
+//            margins, the row's weighted loss and its gradient multipliers g (one per class)
+//            into `scratch`;
 //   phase 2: Σ_r x[r, c]·g[r, k] for the K·d coefficients (`column_sums.wgsl`), the
 //            intercepts' Σ_r g[r, k]; loss and weight summed in workgroup memory.
 // out row of workgroup g (width 2 + K·d + K): [loss, weight, gradient K·d, intercepts K].
@@ -22,18 +23,19 @@ fn intercept(k: u32) -> f32 {
     return 0.0;
 }
 
-fn margin(r: u32, k: u32) -> f32 {
+// Class k's margin of the row at `base` (in the tile when `staged`).
+fn margin(staged: bool, base: u32, k: u32) -> f32 {
     let d = params.cols;
     var acc = 0.0;
     for (var c = 0u; c < d; c++) {
-        acc = fma(x[r * d + c], coefs[k * d + c], acc);
+        acc = fma(xv(staged, base, c), coefs[k * d + c], acc);
     }
     return acc + intercept(k);
 }
 
 // log(1 + e^z) − y·z and dℓ/dz = σ(z) − y, stably (as the CPU path).
-fn binomial_row(r: u32) -> f32 {
-    let z = margin(r, 0u);
+fn binomial_row(r: u32, staged: bool, base: u32) -> f32 {
+    let z = margin(staged, base, 0u);
     let y = labels[r];
     let w = weights[r];
     let e = exp(-abs(z));
@@ -43,13 +45,13 @@ fn binomial_row(r: u32) -> f32 {
 }
 
 // log Σ_k e^{z_k} − z_y with the row's largest margin subtracted; g_k = w·(p_k − [k = y]).
-fn multinomial_row(r: u32) -> f32 {
+fn multinomial_row(r: u32, staged: bool, base: u32) -> f32 {
     let kk = params.k;
     let y = u32(labels[r]);
     let w = weights[r];
     var mx = -3.4028235e38;
     for (var k = 0u; k < kk; k++) {
-        let z = margin(r, k);
+        let z = margin(staged, base, k);
         scratch[r * kk + k] = z;
         mx = max(mx, z);
     }
@@ -114,9 +116,23 @@ fn binomial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
     let r = start + lid.x;
     var loss = 0.0;
     var weight = 0.0;
-    if (r < end) {
-        loss = binomial_row(r);
-        weight = weights[r];
+    let per = tile_rows();
+    if (per == 0u) {
+        if (r < end) {
+            loss = binomial_row(r, false, r * params.cols);
+            weight = weights[r];
+        }
+    } else {
+        for (var r0 = start; r0 < end; r0 += per) {
+            let n = min(per, end - r0);
+            stage_rows(lid.x, r0, n);
+            workgroupBarrier();
+            if (r >= r0 && r < r0 + n) {
+                loss = binomial_row(r, true, (r - r0) * tile_pitch());
+                weight = weights[r];
+            }
+            workgroupBarrier();
+        }
     }
     red_loss[lid.x] = loss;
     red_weight[lid.x] = weight;
@@ -134,9 +150,23 @@ fn multinomial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     let r = start + lid.x;
     var loss = 0.0;
     var weight = 0.0;
-    if (r < end) {
-        loss = multinomial_row(r);
-        weight = weights[r];
+    let per = tile_rows();
+    if (per == 0u) {
+        if (r < end) {
+            loss = multinomial_row(r, false, r * params.cols);
+            weight = weights[r];
+        }
+    } else {
+        for (var r0 = start; r0 < end; r0 += per) {
+            let n = min(per, end - r0);
+            stage_rows(lid.x, r0, n);
+            workgroupBarrier();
+            if (r >= r0 && r < r0 + n) {
+                loss = multinomial_row(r, true, (r - r0) * tile_pitch());
+                weight = weights[r];
+            }
+            workgroupBarrier();
+        }
     }
     red_loss[lid.x] = loss;
     red_weight[lid.x] = weight;
