@@ -293,6 +293,22 @@ impl Gpu {
     /// (out of memory for the call's buffers, a validation error: a bug) fail the call rather
     /// than panic in wgpu's default handler.
     fn run(&self, res: &ResidentBlock, call: Call<'_>) -> Result<Vec<f32>, String> {
+        let largest = call
+            .out_floats
+            .max(call.scratch_floats)
+            .max(call.input.len())
+            .max(call.input2.len());
+        if !self.fits(largest) {
+            return Err(format!(
+                "a kernel call over {} rows needs a buffer of {} bytes, more than the GPU allows ({} bytes); \
+                 use smaller blocks (block_rows) or flint.ml.device = cpu",
+                res.rows,
+                4 * largest,
+                self.limits
+                    .max_storage_buffer_binding_size
+                    .min(self.limits.max_buffer_size)
+            ));
+        }
         // The block's call buffers are ours until the results are read back.
         let mut buffers = res.calls.lock().expect("call buffers lock is not poisoned");
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
