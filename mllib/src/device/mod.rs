@@ -301,9 +301,17 @@ impl ClusterSums {
 /// Logged once per process: what `Auto` chose.
 static AUTO_LOGGED: AtomicBool = AtomicBool::new(false);
 
+/// Logged once per process: that `Auto` kept a small block on the CPU without looking for a GPU.
+static AUTO_SMALL_LOGGED: AtomicBool = AtomicBool::new(false);
+
 fn auto_engine(elements: usize) -> Engine {
     if elements < AUTO_MIN_ELEMENTS {
         // Not worth a dispatch on any GPU: no need to start one.
+        if !AUTO_SMALL_LOGGED.swap(true, Ordering::Relaxed) {
+            tracing::info!(
+                "flint.ml.device = auto: using the CPU for blocks under {AUTO_MIN_ELEMENTS} values (rows × cols; this one has {elements})"
+            );
+        }
         return Engine::Cpu;
     }
     #[cfg(feature = "gpu")]
