@@ -211,6 +211,12 @@ impl LogisticRegression {
     }
 
     /// Sets the device the loss and gradient passes run on (see the `device` field).
+    ///
+    /// ```
+    /// use flint_mllib::{Device, classification::LogisticRegression};
+    /// let lr = LogisticRegression::new().device(Device::Cpu);
+    /// assert_eq!(lr.device, Some(Device::Cpu));
+    /// ```
     pub fn device(mut self, device: Device) -> Self {
         self.device = Some(device);
         self

@@ -273,6 +273,14 @@ impl KMeans {
     /// Where Lloyd's passes run (default: the `flint.ml.device` setting, environment variable
     /// `FLINT_ML_DEVICE`, else [`Device::Auto`]); see [`crate::device`]. On a GPU each pass
     /// computes every distance (no Hamerly bounds); the initialization runs on the CPU.
+    ///
+    /// ```
+    /// use flint_mllib::{Device, LabeledPoint, clustering::KMeans};
+    /// let ctx = flint_engine::Context::local(2).unwrap();
+    /// let points: Vec<LabeledPoint> = (0..20).map(|i| LabeledPoint::new(0.0, vec![(i % 2) as f64 * 5.0])).collect();
+    /// let model = KMeans::new().k(2).device(Device::Cpu).fit(&ctx.parallelize(points, 2)).unwrap();
+    /// assert_eq!(model.summary.cluster_sizes, vec![10, 10]);
+    /// ```
     pub fn device(mut self, device: Device) -> Self {
         self.device = Some(device);
         self

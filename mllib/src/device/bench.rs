@@ -56,6 +56,13 @@ fn block(rows: usize, cols: usize) -> InstanceBlock {
 
 /// Times each kernel `calls` times on one `rows × cols` block on `device` (`Auto` as this
 /// process resolves it for that block).
+///
+/// ```
+/// use flint_mllib::device::{Device, kernel_timings};
+/// let t = kernel_timings(Device::Cpu, 1_000, 8, 2).unwrap();
+/// assert_eq!(t.len(), 6); // gemv, gemv_t, logistic, softmax, kmeans, gram
+/// assert!(t.iter().all(|k| k.device == "cpu" && k.seconds_per_call > 0.0));
+/// ```
 pub fn kernel_timings(device: Device, rows: usize, cols: usize, calls: usize) -> Result<Vec<KernelTiming>> {
     if rows == 0 || cols == 0 || calls == 0 {
         return Err(MlError::param(

@@ -113,6 +113,12 @@ impl Device {
 
     /// The device named by [`DEVICE_ENV`] (`FLINT_ML_DEVICE`), `Auto` when it is unset or
     /// empty; an error naming the variable when it holds anything else than a device.
+    ///
+    /// ```
+    /// // Unless the environment says otherwise, estimators use `Auto`.
+    /// let device = flint_mllib::device::Device::from_env().unwrap();
+    /// # let _ = device;
+    /// ```
     pub fn from_env() -> Result<Device> {
         match std::env::var(DEVICE_ENV) {
             Ok(v) if !v.trim().is_empty() => Device::parse(&v).map_err(|_| {
@@ -154,8 +160,13 @@ impl Device {
     }
 
     /// Text for logs and reports: the device, and the adapter this process would use for it
-    /// (`"gpu (llvmpipe (LLVM 15.0.6, 256 bits), Vulkan, Cpu)"`, `"cpu"`). Starts the GPU for
-    /// `Gpu` and `Auto` (the first call takes a moment).
+    /// (`"gpu (llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu))"`, `"auto: cpu"`, `"cpu"`).
+    /// Starts the GPU for `Gpu` and `Auto` (the first call takes a moment).
+    ///
+    /// ```
+    /// use flint_mllib::device::Device;
+    /// assert_eq!(Device::Cpu.describe(), "cpu");
+    /// ```
     pub fn describe(self) -> String {
         match self {
             Device::Cpu => "cpu".into(),
@@ -194,6 +205,13 @@ impl fmt::Display for Device {
 
 /// The GPU adapter this process uses for [`Device::Gpu`] (`"name (backend, device type)"`),
 /// or why there is none. Starts the GPU on the first call.
+///
+/// ```
+/// match flint_mllib::device::gpu_adapter() {
+///     Ok(adapter) => println!("kernels can run on {adapter}"),
+///     Err(why) => println!("CPU only: {why}"),
+/// }
+/// ```
 pub fn gpu_adapter() -> Result<String> {
     gpu_engine()
         .map(|e| e.adapter())

@@ -98,6 +98,12 @@ impl GeneralizedLinearRegression {
     /// setting, environment variable `FLINT_ML_DEVICE`, else [`Device::Auto`]); see
     /// [`crate::device`]. The working weights and responses, the deviance and the summary
     /// pass stay on the CPU.
+    ///
+    /// ```
+    /// use flint_mllib::{Device, regression::GeneralizedLinearRegression};
+    /// let glm = GeneralizedLinearRegression::new().device(Device::Cpu);
+    /// # let _ = glm;
+    /// ```
     pub fn device(mut self, device: Device) -> Self {
         self.device = Some(device);
         self
