@@ -243,6 +243,9 @@ fn gpu_kernels_handle_wide_blocks_and_many_workgroups() {
     check_logistic(&g, &block(20_000, 10, 2, 10), 1, false, true, 10);
     let (nb, centers) = blobs(10_007, 12, 10, 11);
     check_kmeans(&g, &nb, &centers);
+    // More centers than the per-invocation sums hold (16): the other phase-2 path.
+    let (nb, centers) = blobs(1_001, 5, 20, 13);
+    check_kmeans(&g, &nb, &centers);
     // Rows staged one per round (1,536 values: one fits the 3,072-value tile), and rows longer
     // than the tile (read from global memory).
     for (rows, cols) in [(300, 1_536), (5, 3_100)] {

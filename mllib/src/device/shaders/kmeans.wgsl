@@ -3,8 +3,9 @@
 //            exact squared distances Σ (x − c)² to every center
 //            (no ‖x‖² − 2x·c + ‖c‖² cancellation in f32), the closest one (first on ties,
 //            as the CPU path) and the row's weighted cost;
-//   phase 2 (invocations stride over the k·d sums): Σ w·x of the rows of each cluster, then
-//            per cluster Σ w and the row count; the cost summed in workgroup memory.
+//   phase 2: Σ w·x of the rows of each cluster (each row read once when k ≤ 16: see
+//            `cluster_sums_by_column`), then per cluster Σ w and the row count; the cost summed
+//            in workgroup memory.
 // out row of workgroup g (width k·d + 2k + 1): [sums k·d, weights k, counts k, cost].
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read> weights: array<f32>;
@@ -13,6 +14,44 @@
 
 var<workgroup> row_center: array<u32, 256>;
 var<workgroup> red_cost: array<f32, 256>;
+
+// Centers up to which each invocation keeps one running sum per center (a private array).
+const KMAX: u32 = 16u;
+
+var<workgroup> red_sums: array<f32, 256>;
+
+// The per-cluster sums Σ w·x with each row read once: invocation t takes column t % span and
+// the rows t / span, t / span + lanes, ... (a lane's invocations read consecutive addresses,
+// as in `column_sums.wgsl`), adding w·x into its sum of the row's center; the lanes' sums are
+// then added in workgroup memory, one center at a time. Columns past 256 go in blocks.
+fn cluster_sums_by_column(lid: u32, start: u32, end: u32, base: u32) {
+    let d = params.cols;
+    let kk = params.k;
+    for (var c0 = 0u; c0 < d; c0 += WG) {
+        let span = min(WG, d - c0);
+        let lanes = WG / span;
+        var acc: array<f32, 16>;
+        if (lid < lanes * span) {
+            let c = c0 + lid % span;
+            for (var q = start + lid / span; q < end; q += lanes) {
+                let j = row_center[q - start];
+                acc[j] = fma(weights[q], x[q * d + c], acc[j]);
+            }
+        }
+        for (var j = 0u; j < kk; j++) {
+            red_sums[lid] = acc[j];
+            workgroupBarrier();
+            if (lid < span) {
+                var total = 0.0;
+                for (var l = 0u; l < lanes; l++) {
+                    total += red_sums[l * span + lid];
+                }
+                out[base + j * d + c0 + lid] = total;
+            }
+            workgroupBarrier();
+        }
+    }
+}
 
 struct Closest {
     index: u32,
@@ -80,16 +119,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         workgroupBarrier();
     }
     let base = g * params.width;
-    for (var p = lid.x; p < kk * d; p += WG) {
-        let j = p / d;
-        let c = p % d;
-        var acc = 0.0;
-        for (var q = start; q < end; q++) {
-            if (row_center[q - start] == j) {
-                acc = fma(weights[q], x[q * d + c], acc);
+    if (kk <= KMAX) {
+        cluster_sums_by_column(lid.x, start, end, base);
+    } else {
+        // Many centers: one invocation per (center, column), each scanning the rows.
+        for (var p = lid.x; p < kk * d; p += WG) {
+            let j = p / d;
+            let c = p % d;
+            var acc = 0.0;
+            for (var q = start; q < end; q++) {
+                if (row_center[q - start] == j) {
+                    acc = fma(weights[q], x[q * d + c], acc);
+                }
             }
+            out[base + p] = acc;
         }
-        out[base + p] = acc;
     }
     for (var j = lid.x; j < kk; j += WG) {
         var wsum = 0.0;
