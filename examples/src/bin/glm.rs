@@ -58,11 +58,13 @@ fn main() {
             glm = glm.link(Link::parse(link)?);
         }
         let (points, load_seconds) = ml::load(&ctx, &args.input, args.format, Some(args.label_col))?;
-        let start = Instant::now();
         let device = match args.device {
             Some(d) => d,
             None => Device::from_env()?,
         };
+        // Resolved before the clock starts (see logreg.rs).
+        let adapter = device.describe();
+        let start = Instant::now();
         let model = glm.device(device).fit(&points)?;
         let train_seconds = start.elapsed().as_secs_f64();
         let (sse, n) = model
@@ -87,6 +89,7 @@ fn main() {
                     "train_seconds": train_seconds,
                     "load_seconds": load_seconds,
                     "device": device.to_string(),
+                    "adapter": adapter,
                 })
             );
         } else {
