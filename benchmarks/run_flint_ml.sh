@@ -13,6 +13,9 @@ BIN=${BIN:-target/release}
 MASTER=${MASTER:-local[2]}
 # The points and the training blocks are both cached: room for both.
 export FLINT_STORAGE_MEMORY=${FLINT_STORAGE_MEMORY:-6g}
+# The CPU path, explicitly: `auto` would probe for a GPU in every process (benchmarks/run_gpu.sh
+# measures the GPU path).
+export FLINT_ML_DEVICE=${FLINT_ML_DEVICE:-cpu}
 
 emit() { # name, then a command printing one JSON line; adds wall time and peak RSS
   local name=$1; shift

@@ -3,11 +3,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== system packages (Vulkan loader + Mesa lavapipe for the GPU tests)"
+bash scripts/install-deps.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# flint-mllib without wgpu (its `gpu` feature) must build and lint too.
+cargo clippy -p flint-mllib --no-default-features --all-targets --locked -- -D warnings
 
 echo "== cargo doc (warnings are errors: broken links rot silently)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked

@@ -23,7 +23,8 @@
 //! the integration tests a second time with `FLINT_SHIP_TASKS=1`.
 //!
 //! Distributed-mode keys (heartbeats, locality wait, result size) are listed in
-//! [`crate::cluster::settings`].
+//! [`crate::cluster::settings`]. The ML library reads its own setting, `flint.ml.device`
+//! (`FLINT_ML_DEVICE`: `auto`, `cpu` or `gpu`; see `flint_mllib::device`), in each process.
 //!
 //! Sizes accept plain bytes or a suffix: `64k`, `512m`, `2g`. A value set through the builder
 //! wins over the environment, which wins over the default.

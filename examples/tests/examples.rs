@@ -347,3 +347,138 @@ fn ml_binaries_name_a_malformed_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.csv:2"), "{stderr}");
 }
+
+/// Whether a GPU adapter is there for the `--device gpu` runs: without one this FAILS unless
+/// `FLINT_SKIP_GPU_TESTS=1` (CI installs lavapipe with `scripts/install-deps.sh`).
+fn gpu_or_skip(test: &str) -> bool {
+    match flint::ml::device::gpu_adapter() {
+        Ok(_) => true,
+        Err(why) if std::env::var("FLINT_SKIP_GPU_TESTS").as_deref() == Ok("1") => {
+            eprintln!("{test}: skipped (FLINT_SKIP_GPU_TESTS=1): {why}");
+            false
+        }
+        Err(why) => panic!("{test}: no GPU adapter: {why}; set FLINT_SKIP_GPU_TESTS=1 to skip"),
+    }
+}
+
+#[test]
+fn ml_binaries_run_on_the_gpu_locally_and_on_executors() {
+    if !gpu_or_skip("ml_binaries_run_on_the_gpu_locally_and_on_executors") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write_classification_csv(dir.path(), 600, 3);
+    let run = |device: &str, master: &str| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_logreg"))
+            .args([&csv, "--iters", "50", "--reg", "0.01", "--json"])
+            .args(["--device", device, "--master", master])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "logreg --device {device} --master {master}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().last().unwrap()).unwrap()
+    };
+    let cpu = run("cpu", "local[2]");
+    assert_eq!(cpu["device"], "cpu");
+    // Executors resolve the device themselves: local-cluster runs the shaders in each one.
+    for master in ["local[2]", "local-cluster[2,1]"] {
+        let gpu = run("gpu", master);
+        assert_eq!(gpu["device"], "gpu", "{gpu}");
+        let (g, c) = (
+            gpu["coefficients"].as_array().unwrap(),
+            cpu["coefficients"].as_array().unwrap(),
+        );
+        for (g, c) in g.iter().zip(c) {
+            let (g, c) = (g.as_f64().unwrap(), c.as_f64().unwrap());
+            assert!((g - c).abs() <= 1e-4 * c.abs().max(1.0), "{master}: gpu {g} vs cpu {c}");
+        }
+    }
+    // k-means on three well-separated blobs: the same centers (to 1e-5) and cost.
+    let blobs: String = (0..900)
+        .map(|i| {
+            let j = (i % 3) as f64;
+            let jitter = ((i * 7919) % 101) as f64 / 101.0 - 0.5;
+            format!("{},{}\n", 20.0 * j + jitter, -15.0 * j + 0.5 * jitter)
+        })
+        .collect();
+    let path = dir.path().join("blobs.csv");
+    std::fs::write(&path, blobs).unwrap();
+    let kmeans = |device: &str| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_kmeans"))
+            .args([
+                path.to_str().unwrap(),
+                "--k",
+                "3",
+                "--seed",
+                "5",
+                "--json",
+                "--device",
+                device,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kmeans --device {device}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().last().unwrap()).unwrap()
+    };
+    let (cpu, gpu) = (kmeans("cpu"), kmeans("gpu"));
+    assert_eq!(gpu["device"], "gpu");
+    let centers = |v: &serde_json::Value| -> Vec<f64> {
+        let mut c: Vec<Vec<f64>> = serde_json::from_value(v["centers"].clone()).unwrap();
+        c.sort_by(|a, b| a[0].total_cmp(&b[0]));
+        c.concat()
+    };
+    for (g, c) in centers(&gpu).iter().zip(centers(&cpu)) {
+        assert!(
+            (g - c).abs() <= 1e-5 * c.abs().max(1.0),
+            "k-means center: gpu {g} vs cpu {c}"
+        );
+    }
+    let (gc, cc) = (gpu["cost"].as_f64().unwrap(), cpu["cost"].as_f64().unwrap());
+    assert!((gc - cc).abs() <= 1e-5 * cc, "k-means cost: gpu {gc} vs cpu {cc}");
+}
+
+#[test]
+fn ml_device_errors_name_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write_classification_csv(dir.path(), 50, 2);
+    let stderr_of = |envs: &[(&str, &str)], args: &[&str]| -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_logreg"))
+            .arg(&csv)
+            .args(args)
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{envs:?} {args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = stderr_of(&[("FLINT_ML_DEVICE", "tpu")], &[]);
+    assert!(
+        e.contains("FLINT_ML_DEVICE") && e.contains("tpu") && e.contains("auto, cpu or gpu"),
+        "{e}"
+    );
+    let e = stderr_of(&[], &["--device", "tpu"]);
+    assert!(e.contains("tpu"), "{e}");
+    // No adapter for `gpu` (wgpu limited to a backend this platform lacks): a clear error.
+    #[cfg(target_os = "linux")]
+    {
+        let e = stderr_of(&[("WGPU_BACKEND", "metal")], &["--device", "gpu"]);
+        assert!(
+            e.contains("flint.ml.device = gpu") && e.contains("no GPU adapter found"),
+            "{e}"
+        );
+        // `auto` falls back to the CPU.
+        let out = Command::new(env!("CARGO_BIN_EXE_logreg"))
+            .args([csv.as_str(), "--device", "auto", "--json"])
+            .env("WGPU_BACKEND", "metal")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}

@@ -32,6 +32,15 @@ pub enum MlError {
         /// What is wrong.
         detail: String,
     },
+    /// The kernels cannot run on the requested device (`flint.ml.device = gpu` without a
+    /// usable GPU adapter, a block too large for the GPU's buffers, a GPU failure).
+    #[error("flint.ml.device = {device}: {detail}")]
+    Device {
+        /// The device asked for.
+        device: crate::device::Device,
+        /// What is wrong (no adapter, and what was tried; the limit exceeded).
+        detail: String,
+    },
     /// A model file cannot be read or written.
     #[error("model file {path}: {detail}")]
     ModelFile {

@@ -8,6 +8,7 @@
 //!
 //! - [`clustering`]: k-means (Lloyd, k-means|| initialization);
 //! - [`linalg`]: vectors and the dense kernels;
+//! - [`device`]: where the dense kernels run (CPU, or a GPU through wgpu), `flint.ml.device`;
 //! - [`data`]: labelled points and instance blocks, CSV and LIBSVM readers, random splits;
 //! - [`feature`]: one-pass feature statistics, standard and min-max scalers;
 //! - [`classification`]: logistic regression, linear SVM;
@@ -24,6 +25,7 @@
 pub mod classification;
 pub mod clustering;
 pub mod data;
+pub mod device;
 pub mod error;
 pub mod evaluation;
 pub mod feature;
@@ -36,6 +38,7 @@ pub mod summary;
 
 pub use clustering::{KMeans, KMeansModel};
 pub use data::{InstanceBlock, LabeledPoint};
+pub use device::Device;
 pub use error::{MlError, Result};
 pub use linalg::Vector;
 pub use summary::TrainingSummary;

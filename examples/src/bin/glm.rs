@@ -1,10 +1,11 @@
 //! `glm INPUT --family gaussian|binomial|poisson|gamma [--link L] [--format csv|libsvm]
-//! [--label-col 0] [--reg R] [--iters N] [--seed S] [--master M] [--json]`
+//! [--label-col 0] [--reg R] [--iters N] [--seed S] [--device auto|cpu|gpu] [--master M] [--json]`
 //!
 //! A generalized linear model fitted by IRLS, with Spark's summary (standard errors, p-values).
 use std::time::Instant;
 
 use clap::Parser;
+use flint::ml::device::Device;
 use flint::ml::regression::{Family, GeneralizedLinearRegression, Link};
 use flint_examples::{cli, ml};
 
@@ -35,6 +36,10 @@ struct Args {
     /// Unused by the solver (deterministic); kept for a uniform command line.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Where the IRLS Gram matrices are computed: auto, cpu or gpu (default: FLINT_ML_DEVICE,
+    /// else auto).
+    #[arg(long, value_parser = Device::parse)]
+    device: Option<Device>,
     #[command(flatten)]
     common: cli::Common,
 }
@@ -53,8 +58,14 @@ fn main() {
             glm = glm.link(Link::parse(link)?);
         }
         let (points, load_seconds) = ml::load(&ctx, &args.input, args.format, Some(args.label_col))?;
+        let device = match args.device {
+            Some(d) => d,
+            None => Device::from_env()?,
+        };
+        // Resolved before the clock starts (see logreg.rs).
+        let adapter = device.describe();
         let start = Instant::now();
-        let model = glm.fit(&points)?;
+        let model = glm.device(device).fit(&points)?;
         let train_seconds = start.elapsed().as_secs_f64();
         let (sse, n) = model
             .transform(&points)
@@ -77,6 +88,8 @@ fn main() {
                     "aic": s.aic,
                     "train_seconds": train_seconds,
                     "load_seconds": load_seconds,
+                    "device": device.to_string(),
+                    "adapter": adapter,
                 })
             );
         } else {

@@ -21,7 +21,8 @@ use tracing::info;
 
 use super::loss::{LossSums, Shape};
 use super::stats::{ClassStats, scaled_blocks};
-use crate::data::{DEFAULT_BLOCK_ROWS, InstanceBlock, LabeledPoint};
+use crate::data::{InstanceBlock, LabeledPoint};
+use crate::device::{Device, device_error};
 use crate::error::{MlError, Result};
 use crate::linalg::Vector;
 use crate::optim::{GradientDescent, Lbfgs, Minimum, OwlQn};
@@ -73,8 +74,9 @@ pub struct LogisticRegression {
     pub threshold: f64,
     /// Depth of the tree aggregation (default 2).
     pub aggregation_depth: u32,
-    /// Rows per instance block (default [`DEFAULT_BLOCK_ROWS`]).
-    pub block_rows: usize,
+    /// Rows per instance block (default `None`: [`DEFAULT_BLOCK_ROWS`](crate::data::DEFAULT_BLOCK_ROWS), or
+    /// [`crate::device::GPU_BLOCK_ROWS`] with [`Device::Gpu`]).
+    pub block_rows: Option<usize>,
     /// The optimizer (default `Auto`): `Auto` and `LBfgs` run L-BFGS (OWL-QN with an L1
     /// term), `Sgd` mini-batch gradient descent (binomial, `elastic_net_param = 0` only);
     /// `Normal` is for linear regression only and is rejected.
@@ -85,6 +87,11 @@ pub struct LogisticRegression {
     pub mini_batch_fraction: f64,
     /// Seed of the sgd solver's samples (default 42).
     pub seed: u64,
+    /// Where the loss and gradient passes of L-BFGS / OWL-QN run (default `None`: the
+    /// `flint.ml.device` setting, environment variable `FLINT_ML_DEVICE`, else
+    /// [`Device::Auto`]); see [`crate::device`]. The sgd solver's sampled passes run on the
+    /// CPU.
+    pub device: Option<Device>,
 }
 
 impl Default for LogisticRegression {
@@ -99,17 +106,19 @@ impl Default for LogisticRegression {
             standardization: true,
             threshold: 0.5,
             aggregation_depth: 2,
-            block_rows: DEFAULT_BLOCK_ROWS,
+            block_rows: None,
             solver: Solver::Auto,
             step_size: 1.0,
             mini_batch_fraction: 1.0,
             seed: 42,
+            device: None,
         }
     }
 }
 
-/// State shipped with each iteration's job: the broadcast parameters and their shape.
-type IterState = (Broadcast<Vec<f64>>, Shape);
+/// State shipped with each iteration's job: the broadcast parameters, their shape and the
+/// device (each process resolves `Auto` against its own adapters).
+type IterState = (Broadcast<Vec<f64>>, Shape, Device);
 
 impl LogisticRegression {
     /// The defaults (see the fields).
@@ -173,7 +182,7 @@ impl LogisticRegression {
 
     /// Sets the rows per instance block.
     pub fn block_rows(mut self, n: usize) -> Self {
-        self.block_rows = n;
+        self.block_rows = Some(n);
         self
     }
 
@@ -198,6 +207,18 @@ impl LogisticRegression {
     /// Sets the seed of the sgd solver's samples.
     pub fn seed(mut self, v: u64) -> Self {
         self.seed = v;
+        self
+    }
+
+    /// Sets the device the loss and gradient passes run on (see the `device` field).
+    ///
+    /// ```
+    /// use flint_mllib::{Device, classification::LogisticRegression};
+    /// let lr = LogisticRegression::new().device(Device::Cpu);
+    /// assert_eq!(lr.device, Some(Device::Cpu));
+    /// ```
+    pub fn device(mut self, device: Device) -> Self {
+        self.device = Some(device);
         self
     }
 
@@ -237,8 +258,8 @@ impl LogisticRegression {
         if self.aggregation_depth < 1 {
             return Err(MlError::param("aggregation_depth", self.aggregation_depth, ">= 1"));
         }
-        if self.block_rows < 1 {
-            return Err(MlError::param("block_rows", self.block_rows, ">= 1"));
+        if self.block_rows == Some(0) {
+            return Err(MlError::param("block_rows", 0, ">= 1"));
         }
         Ok(())
     }
@@ -246,6 +267,7 @@ impl LogisticRegression {
     /// Fits a model to `data` (labels `0, 1, ..., K−1`).
     pub fn fit(&self, data: &Rdd<LabeledPoint>) -> Result<LogisticRegressionModel> {
         self.validate()?;
+        let device = Device::or_env(self.device)?;
         let start = Instant::now();
         let stats = ClassStats::compute(data, self.aggregation_depth)?;
         let num_classes = stats.histogram.len();
@@ -285,7 +307,7 @@ impl LogisticRegression {
         };
 
         // Rows scaled by 1/σ once, stacked and cached: every evaluation streams these blocks.
-        let blocks = scaled_blocks(data, &inv_std, self.block_rows);
+        let blocks = scaled_blocks(data, &inv_std, device.block_rows(self.block_rows));
 
         // Penalty weights per standardized coefficient: with standardization off, the penalty is
         // on the original coefficients β_j = β̃_j/σ_j, so the weights are divided by σ_j (σ_j²).
@@ -308,19 +330,25 @@ impl LogisticRegression {
 
         let ctx = data.context().clone();
         let depth = self.aggregation_depth;
+        // Blocks of the last pass computed on a GPU (for the log).
+        let mut gpu_blocks = 0;
         let mut objective = |coefs: &[f64]| -> Result<(f64, Vec<f64>)> {
-            let state: IterState = (ctx.broadcast(coefs.to_vec()), shape);
+            let state: IterState = (ctx.broadcast(coefs.to_vec()), shape, device);
             let sums = blocks.tree_aggregate(
                 LossSums::default(),
                 with(
                     state,
-                    |(coefs, shape): &IterState, acc: LossSums, block: InstanceBlock| {
-                        acc.add_block(shape, coefs.value(), &block)
+                    |(coefs, shape, device): &IterState, acc: LossSums, block: InstanceBlock| {
+                        acc.add_block_on(*device, shape, coefs.value(), &block)
                     },
                 ),
                 |a: LossSums, b: LossSums| a.merge(b),
                 depth,
             )?;
+            if let Some(why) = sums.failure {
+                return Err(device_error(device, why));
+            }
+            gpu_blocks = sums.gpu_blocks;
             if sums.weight <= 0.0 {
                 return Err(MlError::Data("the training data is empty".into()));
             }
@@ -370,6 +398,7 @@ impl LogisticRegression {
         };
         blocks.unpersist();
         let min = result?;
+        tracing::debug!(%device, gpu_blocks, "LogisticRegression: blocks of the last pass computed on a GPU");
 
         // Back to the original feature scale.
         let mut coefficients: Vec<f64> = (0..shape.k * d).map(|i| min.x[i] * inv_std[i % d]).collect();

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::InstanceBlock;
+use crate::device::Device;
 use crate::linalg::elementary::{exp_nonpositive, ln_1p_unit};
 use crate::linalg::kernels::{axpy, dot, gemv, gemv_t_add};
 use crate::linalg::simd::vectorized;
@@ -40,16 +41,28 @@ pub(crate) struct LossSums {
     pub weight: f64,
     /// Empty until the first block is added.
     pub grad: Vec<f64>,
+    /// Blocks whose sums the GPU computed.
+    pub gpu_blocks: u64,
+    /// Why a block could not be computed on the requested device (the first such reason):
+    /// carried to the driver, which fails the fit with it.
+    pub failure: Option<String>,
 }
 
 impl LossSums {
     /// Adds two partial sums.
     pub fn merge(mut self, other: LossSums) -> LossSums {
+        self.gpu_blocks += other.gpu_blocks;
+        if self.failure.is_none() {
+            self.failure = other.failure;
+        }
         if other.grad.is_empty() {
             return self;
         }
         if self.grad.is_empty() {
-            return other;
+            self.loss = other.loss;
+            self.weight = other.weight;
+            self.grad = other.grad;
+            return self;
         }
         self.loss += other.loss;
         self.weight += other.weight;
@@ -59,7 +72,30 @@ impl LossSums {
         self
     }
 
-    /// Adds `block`'s loss and gradient at `coefs`.
+    /// Adds `block`'s loss and gradient at `coefs`, computed on `device` as this process
+    /// resolves it (see [`crate::device`]); a device failure is recorded in `failure`.
+    pub fn add_block_on(self, device: Device, shape: &Shape, coefs: &[f64], block: &InstanceBlock) -> LossSums {
+        if self.failure.is_some() {
+            return self;
+        }
+        let failed = |mut acc: LossSums, why: String| {
+            acc.failure = Some(why);
+            acc
+        };
+        match device.select(block.rows * block.cols) {
+            Ok(engine) if engine.is_gpu() => match engine.logistic(shape, coefs, block) {
+                Ok(mut sums) => {
+                    sums.gpu_blocks = 1;
+                    self.merge(sums)
+                }
+                Err(why) => failed(self, why),
+            },
+            Ok(_) => self.add_block(shape, coefs, block),
+            Err(why) => failed(self, why),
+        }
+    }
+
+    /// Adds `block`'s loss and gradient at `coefs` (on the CPU).
     pub fn add_block(mut self, shape: &Shape, coefs: &[f64], block: &InstanceBlock) -> LossSums {
         if self.grad.is_empty() {
             self.grad = vec![0.0; shape.len()];

@@ -7,7 +7,7 @@
 //! broadcasts the coefficients and tree-aggregates the loss and gradient of every block.
 
 mod logistic;
-mod loss;
+pub(crate) mod loss;
 mod stats;
 mod svc;
 

@@ -7,11 +7,12 @@ use std::time::Instant;
 use flint_engine::{Broadcast, Rdd, with};
 use serde::{Deserialize, Serialize};
 
-use super::distance::{Bounds, Centers, NormedBlock, assign_bounded, for_each_closest, sq_dist};
+use super::distance::{Bounds, Centers, NormedBlock, assign_bounded, sq_dist};
 use super::init;
 use super::input::{InputInfo, scan};
 use super::model::{KMeansModel, KMeansSummary};
-use crate::data::{DEFAULT_BLOCK_ROWS, InstanceBlock, LabeledPoint, to_blocks};
+use crate::data::{InstanceBlock, LabeledPoint, to_blocks};
+use crate::device::{ClusterSums, Device, Engine, device_error};
 use crate::error::{MlError, Result};
 use crate::summary::TrainingSummary;
 
@@ -47,7 +48,8 @@ pub struct KMeans {
     init_mode: InitMode,
     init_steps: usize,
     initial_centers: Option<Vec<Vec<f64>>>,
-    block_rows: usize,
+    block_rows: Option<usize>,
+    device: Option<Device>,
 }
 
 impl Default for KMeans {
@@ -67,6 +69,8 @@ struct LloydStats {
     counts: Vec<u64>,
     /// Σ w·d² to the closest center.
     cost: f64,
+    /// Why a block could not be computed on the requested device (the first reason).
+    failure: Option<String>,
 }
 
 impl LloydStats {
@@ -76,19 +80,30 @@ impl LloydStats {
             weights: vec![0.0; k],
             counts: vec![0; k],
             cost: 0.0,
+            failure: None,
         }
     }
 
-    fn add_block(mut self, nb: &NormedBlock, centers: &Centers) -> Self {
-        let d = centers.d;
-        let b = &nb.block;
-        for_each_closest(nb, centers, |r, j, dist| {
-            let w = b.weights[r];
-            crate::linalg::kernels::axpy(w, b.row(r), &mut self.sums[j * d..(j + 1) * d]);
-            self.weights[j] += w;
-            self.counts[j] += 1;
-            self.cost += w * dist;
-        });
+    fn failed(k: usize, d: usize, why: String) -> Self {
+        LloydStats {
+            failure: Some(why),
+            ..LloydStats::zero(k, d)
+        }
+    }
+
+    /// Adds a block's full (unbounded) pass, computed on `engine`.
+    fn add_block(self, engine: Engine, nb: &NormedBlock, centers: &Centers) -> Self {
+        match engine.kmeans(nb, centers) {
+            Ok(s) => self.add_sums(&s),
+            Err(why) => self.merge(LloydStats::failed(centers.k, centers.d, why)),
+        }
+    }
+
+    fn add_sums(mut self, s: &ClusterSums) -> Self {
+        self.sums.iter_mut().zip(&s.sums).for_each(|(a, b)| *a += b);
+        self.weights.iter_mut().zip(&s.weights).for_each(|(a, b)| *a += b);
+        self.counts.iter_mut().zip(&s.counts).for_each(|(a, b)| *a += b);
+        self.cost += s.cost;
         self
     }
 
@@ -111,6 +126,9 @@ impl LloydStats {
         self.weights.iter_mut().zip(&o.weights).for_each(|(a, b)| *a += b);
         self.counts.iter_mut().zip(&o.counts).for_each(|(a, b)| *a += b);
         self.cost += o.cost;
+        if self.failure.is_none() {
+            self.failure.clone_from(&o.failure);
+        }
         self
     }
 
@@ -119,17 +137,28 @@ impl LloydStats {
     }
 }
 
-/// One pass: every block's rows assigned to the closest of `centers`, statistics combined.
-fn lloyd_pass(blocks: &Rdd<NormedBlock>, centers: &[Vec<f64>], d: usize) -> Result<LloydStats> {
+/// One pass: every block's rows assigned to the closest of `centers` (on `device`),
+/// statistics combined.
+fn lloyd_pass(blocks: &Rdd<NormedBlock>, centers: &[Vec<f64>], d: usize, device: Device) -> Result<LloydStats> {
     let bc = blocks.context().broadcast(Centers::new(centers, d));
-    Ok(blocks.tree_aggregate(
+    let stats = blocks.tree_aggregate(
         LloydStats::zero(centers.len(), d),
-        with(bc, |bc: &Broadcast<Centers>, acc: LloydStats, nb: NormedBlock| {
-            acc.add_block(&nb, bc)
-        }),
+        with(
+            (bc, device),
+            |(bc, device): &(Broadcast<Centers>, Device), acc: LloydStats, nb: NormedBlock| match device
+                .select(nb.block.rows * nb.block.cols)
+            {
+                Ok(engine) => acc.add_block(engine, &nb, bc),
+                Err(why) => acc.merge(LloydStats::failed(bc.k, bc.d, why)),
+            },
+        ),
         |a: LloydStats, b: LloydStats| a.merge(b),
         2,
-    )?)
+    )?;
+    match stats.failure {
+        Some(why) => Err(device_error(device, why)),
+        None => Ok(stats),
+    }
 }
 
 /// Passes whose bounds derive from one another before they restart from scratch (one exact
@@ -147,16 +176,25 @@ struct Pass {
     stats: Option<Arc<LloydStats>>,
 }
 
+/// State of a bounded pass's tasks: the centers, their drift since the previous pass, whether
+/// to keep per-block statistics, and the device.
+type PassState = (Broadcast<(Centers, Vec<f64>)>, bool, Device);
+
 /// One pass that reuses the previous pass's bounds (`prev`, one per block, for centers that
 /// have moved by `drift` since): the new bounds, cached (the caller unpersists them), and the
 /// statistics. The bounds are cached apart from the blocks (zipped with them), so that caching
 /// them costs only their own size.
+///
+/// A block that `device` sends to a GPU takes the plain full pass there (no bounds: the GPU
+/// computes every distance faster than the CPU checks the bounds); its statistics are kept
+/// with an empty `Bounds`, so that a later pass on the CPU starts that block afresh.
 fn bounded_pass(
     blocks: &Rdd<NormedBlock>,
     prev: &Rdd<Pass>,
     centers: &[Vec<f64>],
     drift: &[f64],
     d: usize,
+    device: Device,
 ) -> Result<(Rdd<Pass>, LloydStats)> {
     let bc = blocks.context().broadcast((Centers::new(centers, d), drift.to_vec()));
     // With few centers, each block's statistics are summed while its rows are still in cache
@@ -165,9 +203,21 @@ fn bounded_pass(
     let next = blocks
         .zip(prev)
         .map(with(
-            (bc, fuse),
-            |(bc, fuse): &(Broadcast<(Centers, Vec<f64>)>, bool), (nb, old): (NormedBlock, Pass)| {
+            (bc, fuse, device),
+            |(bc, fuse, device): &PassState, (nb, old): (NormedBlock, Pass)| {
                 let (centers, drift) = &**bc;
+                let (k, d) = (centers.k, centers.d);
+                let gpu_stats = match device.select(nb.block.rows * nb.block.cols) {
+                    Ok(engine) if engine.is_gpu() => Some(LloydStats::zero(k, d).add_block(engine, &nb, centers)),
+                    Ok(_) => None,
+                    Err(why) => Some(LloydStats::failed(k, d, why)),
+                };
+                if let Some(stats) = gpu_stats {
+                    return Pass {
+                        bounds: Arc::default(),
+                        stats: Some(Arc::new(stats)),
+                    };
+                }
                 let bounds = assign_bounded(&nb, centers, Some(&old.bounds), drift);
                 let stats = fuse.then(|| Arc::new(LloydStats::zero(centers.k, centers.d).add_assigned(&nb, &bounds)));
                 Pass {
@@ -187,7 +237,13 @@ fn bounded_pass(
         2,
     );
     match stats {
-        Ok(stats) => Ok((next, stats)),
+        Ok(stats) => match stats.failure {
+            Some(why) => {
+                next.unpersist();
+                Err(device_error(device, why))
+            }
+            None => Ok((next, stats)),
+        },
         Err(e) => {
             next.unpersist();
             Err(e.into())
@@ -198,7 +254,8 @@ fn bounded_pass(
 impl KMeans {
     /// Defaults (Spark's): `k = 2`, `max_iter = 20`, `tol = 1e-4`, `seed = 2024`,
     /// `init_mode = KMeansParallel`, `init_steps = 2`, no initial centers, blocks of
-    /// [`DEFAULT_BLOCK_ROWS`] rows.
+    /// [`DEFAULT_BLOCK_ROWS`](crate::data::DEFAULT_BLOCK_ROWS) rows (larger with [`Device::Gpu`]: [`crate::device::GPU_BLOCK_ROWS`]),
+    /// the device of `FLINT_ML_DEVICE` (else [`Device::Auto`]).
     pub fn new() -> Self {
         KMeans {
             k: 2,
@@ -208,8 +265,25 @@ impl KMeans {
             init_mode: InitMode::KMeansParallel,
             init_steps: 2,
             initial_centers: None,
-            block_rows: DEFAULT_BLOCK_ROWS,
+            block_rows: None,
+            device: None,
         }
+    }
+
+    /// Where Lloyd's passes run (default: the `flint.ml.device` setting, environment variable
+    /// `FLINT_ML_DEVICE`, else [`Device::Auto`]); see [`crate::device`]. On a GPU each pass
+    /// computes every distance (no Hamerly bounds); the initialization runs on the CPU.
+    ///
+    /// ```
+    /// use flint_mllib::{Device, LabeledPoint, clustering::KMeans};
+    /// let ctx = flint_engine::Context::local(2).unwrap();
+    /// let points: Vec<LabeledPoint> = (0..20).map(|i| LabeledPoint::new(0.0, vec![(i % 2) as f64 * 5.0])).collect();
+    /// let model = KMeans::new().k(2).device(Device::Cpu).fit(&ctx.parallelize(points, 2)).unwrap();
+    /// assert_eq!(model.summary.cluster_sizes, vec![10, 10]);
+    /// ```
+    pub fn device(mut self, device: Device) -> Self {
+        self.device = Some(device);
+        self
     }
 
     /// Number of clusters, at least 1 and at most the number of rows (default 2).
@@ -257,9 +331,10 @@ impl KMeans {
         self
     }
 
-    /// Rows per cached instance block, at least 1 (default [`DEFAULT_BLOCK_ROWS`]).
+    /// Rows per cached instance block, at least 1 (default [`DEFAULT_BLOCK_ROWS`](crate::data::DEFAULT_BLOCK_ROWS), or
+    /// [`crate::device::GPU_BLOCK_ROWS`] with [`Device::Gpu`]).
     pub fn block_rows(mut self, rows: usize) -> Self {
-        self.block_rows = rows;
+        self.block_rows = Some(rows);
         self
     }
 
@@ -273,8 +348,8 @@ impl KMeans {
         if self.init_steps < 1 {
             return Err(MlError::param("init_steps", self.init_steps, "at least 1"));
         }
-        if self.block_rows < 1 {
-            return Err(MlError::param("block_rows", self.block_rows, "at least 1"));
+        if self.block_rows == Some(0) {
+            return Err(MlError::param("block_rows", 0, "at least 1"));
         }
         Ok(())
     }
@@ -305,6 +380,7 @@ impl KMeans {
     /// centers of another count or length.
     pub fn fit(&self, data: &Rdd<LabeledPoint>) -> Result<KMeansModel> {
         self.check_params()?;
+        let device = Device::or_env(self.device)?;
         let info = scan(data)?;
         if self.k as u64 > info.rows {
             return Err(MlError::param(
@@ -317,15 +393,21 @@ impl KMeans {
             self.check_initial_centers(c, info.dim)?;
         }
         let start = Instant::now();
-        let blocks = to_blocks(data, info.dim, self.block_rows)
+        let blocks = to_blocks(data, info.dim, device.block_rows(self.block_rows))
             .map(|b: InstanceBlock| NormedBlock::new(b))
             .cache();
-        let result = self.train(&blocks, &info, start);
+        let result = self.train(&blocks, &info, start, device);
         blocks.unpersist();
         result
     }
 
-    fn train(&self, blocks: &Rdd<NormedBlock>, info: &InputInfo, start: Instant) -> Result<KMeansModel> {
+    fn train(
+        &self,
+        blocks: &Rdd<NormedBlock>,
+        info: &InputInfo,
+        start: Instant,
+        device: Device,
+    ) -> Result<KMeansModel> {
         let d = info.dim;
         let mut centers = match (&self.initial_centers, self.init_mode) {
             (Some(c), _) => c.clone(),
@@ -357,7 +439,7 @@ impl KMeans {
             if iterations > 0 && iterations % BOUNDS_LINEAGE_PASSES == 0 {
                 state = blocks.map(|_: NormedBlock| Pass::default());
             }
-            let stats = match bounded_pass(blocks, &state, &centers, &drift, d) {
+            let stats = match bounded_pass(blocks, &state, &centers, &drift, d, device) {
                 Ok((next, stats)) => {
                     if let Some(old) = cached.replace(next.clone()) {
                         old.unpersist();
@@ -398,7 +480,7 @@ impl KMeans {
         let training_cost = match history.last() {
             Some(c) => *c,
             None => {
-                let stats = lloyd_pass(blocks, &centers, d)?;
+                let stats = lloyd_pass(blocks, &centers, d, device)?;
                 sizes = stats.counts;
                 stats.cost
             }

@@ -6,7 +6,7 @@
 //! centers as one matrix product per chunk of rows ([`crate::linalg::gemm`]), and combines
 //! per-cluster weighted sums, weights and the cost with a tree aggregation.
 
-mod distance;
+pub(crate) mod distance;
 mod init;
 mod input;
 mod kmeans;

@@ -37,6 +37,7 @@ use super::family::{AicTerms, Family, Link};
 use super::input::prepare;
 use super::wls::{WlsParams, WorkingResponse, normal_stats, solve};
 use crate::data::{InstanceBlock, LabeledPoint};
+use crate::device::Device;
 use crate::error::{MlError, Result};
 use crate::linalg::Vector;
 use crate::linalg::kernels::dot;
@@ -69,6 +70,8 @@ pub struct GeneralizedLinearRegression {
     reg_param: f64,
     max_iter: usize,
     tol: f64,
+    #[serde(default)]
+    device: Option<Device>,
 }
 
 impl Default for GeneralizedLinearRegression {
@@ -87,7 +90,23 @@ impl GeneralizedLinearRegression {
             reg_param: 0.0,
             max_iter: 25,
             tol: 1e-6,
+            device: None,
         }
+    }
+
+    /// Where the Gram matrices of the IRLS passes run (default: the `flint.ml.device`
+    /// setting, environment variable `FLINT_ML_DEVICE`, else [`Device::Auto`]); see
+    /// [`crate::device`]. The working weights and responses, the deviance and the summary
+    /// pass stay on the CPU.
+    ///
+    /// ```
+    /// use flint_mllib::{Device, regression::GeneralizedLinearRegression};
+    /// let glm = GeneralizedLinearRegression::new().device(Device::Cpu);
+    /// # let _ = glm;
+    /// ```
+    pub fn device(mut self, device: Device) -> Self {
+        self.device = Some(device);
+        self
     }
 
     /// The error distribution (default gaussian).
@@ -165,14 +184,16 @@ impl GeneralizedLinearRegression {
     /// the summary).
     pub fn fit(&self, data: &Rdd<LabeledPoint>) -> Result<GeneralizedLinearRegressionModel> {
         self.validate()?;
+        let device = Device::or_env(self.device)?;
         let start = Instant::now();
-        let prepared = prepare(data, Some(self.family))?;
+        let prepared = prepare(data, Some(self.family), device.block_rows(None))?;
         let result = self.fit_blocks(
             &prepared.blocks,
             prepared.cols,
             prepared.rows,
             prepared.label_mean,
             start,
+            device,
         );
         prepared.blocks.unpersist();
         result
@@ -185,6 +206,7 @@ impl GeneralizedLinearRegression {
         rows: u64,
         label_mean: f64,
         start: Instant,
+        device: Device,
     ) -> Result<GeneralizedLinearRegressionModel> {
         let (family, link) = (self.family, self.link_used());
         let standardized = WlsParams {
@@ -196,12 +218,12 @@ impl GeneralizedLinearRegression {
         };
         let (mut coefficients, mut intercept, diag_inv, iterations, converged, mut history);
         if family == Family::Gaussian && link == Link::Identity {
-            let stats = normal_stats(blocks, cols, WorkingResponse::Label)?;
+            let stats = normal_stats(blocks, cols, WorkingResponse::Label, device)?;
             let sol = solve(&stats, &standardized)?;
             (coefficients, intercept, diag_inv) = (sol.coefficients, sol.intercept, sol.diag_inv);
             (iterations, converged, history) = (1, true, Vec::new());
         } else {
-            let stats = normal_stats(blocks, cols, WorkingResponse::InitialEta { family, link })?;
+            let stats = normal_stats(blocks, cols, WorkingResponse::InitialEta { family, link }, device)?;
             let sol = solve(&stats, &standardized)?;
             (coefficients, intercept) = (sol.coefficients, sol.intercept);
             let irls = WlsParams {
@@ -220,7 +242,7 @@ impl GeneralizedLinearRegression {
                     coefficients: coefficients.clone(),
                     intercept,
                 };
-                let stats = normal_stats(blocks, cols, response)?;
+                let stats = normal_stats(blocks, cols, response, device)?;
                 history.push(stats.deviance);
                 let sol = solve(&stats, &irls)?;
                 let max_change = coefficients

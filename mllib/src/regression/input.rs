@@ -6,7 +6,7 @@ use flint_engine::{Rdd, with};
 use serde::{Deserialize, Serialize};
 
 use super::family::Family;
-use crate::data::{DEFAULT_BLOCK_ROWS, InstanceBlock, LabeledPoint, to_blocks};
+use crate::data::{InstanceBlock, LabeledPoint, to_blocks};
 use crate::error::{MlError, Result};
 
 /// What the scan found: rows, features per row, and the first problem met.
@@ -96,7 +96,8 @@ pub(crate) struct Prepared {
 }
 
 /// Checks `data` in one job (labels against `family`'s range when given) and caches it as blocks.
-pub(crate) fn prepare(data: &Rdd<LabeledPoint>, family: Option<Family>) -> Result<Prepared> {
+/// Blocks have `block_rows` rows.
+pub(crate) fn prepare(data: &Rdd<LabeledPoint>, family: Option<Family>, block_rows: usize) -> Result<Prepared> {
     let scan = data.tree_aggregate(
         Scan::default(),
         with(family, |f: &Option<Family>, s: Scan, p: LabeledPoint| s.add(*f, &p)),
@@ -113,7 +114,7 @@ pub(crate) fn prepare(data: &Rdd<LabeledPoint>, family: Option<Family>) -> Resul
         Some(c) if scan.rows > 0 => c,
         _ => return Err(MlError::Data("the training data is empty".into())),
     };
-    let blocks = to_blocks(data, cols, DEFAULT_BLOCK_ROWS).cache();
+    let blocks = to_blocks(data, cols, block_rows).cache();
     Ok(Prepared {
         blocks,
         cols,

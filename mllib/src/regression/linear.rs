@@ -39,6 +39,7 @@ use super::dist::student_t_two_sided_p;
 use super::input::prepare;
 use super::wls::{WlsParams, WorkingResponse, normal_stats, solve};
 use crate::data::{InstanceBlock, LabeledPoint};
+use crate::device::Device;
 use crate::error::{MlError, Result};
 use crate::linalg::Vector;
 use crate::linalg::kernels::dot;
@@ -260,7 +261,7 @@ impl LinearRegression {
     pub fn fit(&self, data: &Rdd<LabeledPoint>) -> Result<LinearRegressionModel> {
         self.validate()?;
         let start = Instant::now();
-        let prepared = prepare(data, None)?;
+        let prepared = prepare(data, None, crate::data::DEFAULT_BLOCK_ROWS)?;
         let result = self.fit_blocks(
             &prepared.blocks,
             prepared.cols,
@@ -301,7 +302,8 @@ impl LinearRegression {
             }
             _ => {}
         }
-        let stats = normal_stats(blocks, cols, WorkingResponse::Label)?;
+        // The CPU: its `f64` Gram matrix is what the 1e-9 fixture tolerances need.
+        let stats = normal_stats(blocks, cols, WorkingResponse::Label, Device::Cpu)?;
         let sol = solve(
             &stats,
             &WlsParams {

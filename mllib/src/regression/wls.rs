@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use super::family::{Family, Link};
 use crate::data::InstanceBlock;
+use crate::device::{Device, device_error};
 use crate::error::{MlError, Result};
 use crate::linalg::dense::{cholesky, cholesky_inverse, cholesky_solve, gram_accumulate, packed_index, packed_len};
 use crate::linalg::kernels::dot;
@@ -47,6 +48,9 @@ pub(crate) struct NormalStats {
     pub az: Vec<f64>,
     pub zz: f64,
     pub deviance: f64,
+    /// Why a block could not be computed on the requested device (the first reason).
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 impl NormalStats {
@@ -58,6 +62,7 @@ impl NormalStats {
             az: vec![0.0; cols + 1],
             zz: 0.0,
             deviance: 0.0,
+            failure: None,
         }
     }
 
@@ -75,6 +80,28 @@ impl NormalStats {
         self.count += block.rows as u64;
     }
 
+    /// [`Self::add_block`] with the Gram matrix and `Σ w a z` computed on `device` as this
+    /// process resolves it (`w`, `z`, `Σ w z²` and the deviance stay on the CPU).
+    fn add_block_on(&mut self, device: Device, block: &InstanceBlock, w: &[f64], z: &[f64]) {
+        if self.failure.is_some() {
+            return;
+        }
+        let sums = match device.select(block.rows * block.cols) {
+            Ok(engine) if engine.is_gpu() => engine.gram(block, w, z),
+            Ok(_) => return self.add_block(block, w, z),
+            Err(why) => Err(why),
+        };
+        match sums {
+            Ok((gram, az)) => {
+                self.gram.iter_mut().zip(&gram).for_each(|(a, b)| *a += b);
+                self.az.iter_mut().zip(&az).for_each(|(a, b)| *a += b);
+                self.zz += w.iter().zip(z).map(|(w, z)| w * z * z).sum::<f64>();
+                self.count += block.rows as u64;
+            }
+            Err(why) => self.failure = Some(why),
+        }
+    }
+
     fn merge(mut self, o: NormalStats) -> Self {
         for (a, b) in self.gram.iter_mut().zip(&o.gram) {
             *a += b;
@@ -85,6 +112,9 @@ impl NormalStats {
         self.zz += o.zz;
         self.deviance += o.deviance;
         self.count += o.count;
+        if self.failure.is_none() {
+            self.failure = o.failure;
+        }
         self
     }
 
@@ -155,23 +185,32 @@ impl WorkingResponse {
     }
 }
 
-/// One job: the normal-equation sums of `response` over the cached blocks.
-pub(crate) fn normal_stats(blocks: &Rdd<InstanceBlock>, cols: usize, response: WorkingResponse) -> Result<NormalStats> {
+/// One job: the normal-equation sums of `response` over the cached blocks, the Gram matrices
+/// on `device` (see [`crate::device`]).
+pub(crate) fn normal_stats(
+    blocks: &Rdd<InstanceBlock>,
+    cols: usize,
+    response: WorkingResponse,
+    device: Device,
+) -> Result<NormalStats> {
     let bc = blocks.context().broadcast(response);
     let stats = blocks.tree_aggregate(
         NormalStats::new(cols),
         with(
-            bc,
-            |bc: &Broadcast<WorkingResponse>, mut acc: NormalStats, block: InstanceBlock| {
+            (bc, device),
+            |(bc, device): &(Broadcast<WorkingResponse>, Device), mut acc: NormalStats, block: InstanceBlock| {
                 let (mut w, mut z) = (Vec::with_capacity(block.rows), Vec::with_capacity(block.rows));
                 acc.deviance += bc.value().fill(&block, &mut w, &mut z);
-                acc.add_block(&block, &w, &z);
+                acc.add_block_on(*device, &block, &w, &z);
                 acc
             },
         ),
         |a: NormalStats, b: NormalStats| a.merge(b),
         2,
     )?;
+    if let Some(why) = stats.failure {
+        return Err(device_error(device, why));
+    }
     let bad = stats.gram.iter().chain(&stats.az).any(|v| !v.is_finite()) || !stats.zz.is_finite();
     if bad {
         return Err(MlError::Data(
