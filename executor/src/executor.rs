@@ -37,6 +37,8 @@ pub mod env_keys {
     pub const SECRET: &str = "FLINT_APP_SECRET";
     /// Directory for the executor's files.
     pub const LOCAL_DIR: &str = "FLINT_EXECUTOR_LOCAL_DIR";
+    /// Host (name or address) the executor listens on and advertises; default `127.0.0.1`.
+    pub const HOST: &str = "FLINT_EXECUTOR_HOST";
 }
 
 /// Timeout of calls between executors and to the driver.
@@ -50,6 +52,7 @@ pub struct ExecutorArgs {
     cores: usize,
     secret: String,
     local_dir: PathBuf,
+    host: String,
 }
 
 impl ExecutorArgs {
@@ -72,6 +75,7 @@ impl ExecutorArgs {
                 local_dir: PathBuf::from(
                     get(env_keys::LOCAL_DIR).unwrap_or_else(|_| std::env::temp_dir().display().to_string()),
                 ),
+                host: get(env_keys::HOST).unwrap_or_else(|_| "127.0.0.1".into()),
             })
         };
         Some(parse())
@@ -124,7 +128,11 @@ async fn serve(args: ExecutorArgs, handle: tokio::runtime::Handle) -> Result<i32
         results: Mutex::new(HashMap::new()),
         exit: exit_tx,
     });
-    let listen: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
+    let listen: SocketAddr = tokio::net::lookup_host((args.host.as_str(), 0))
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("cannot resolve this executor's host {}", args.host))?;
     let (address, incoming) = net::listen(listen)
         .await
         .map_err(|e| format!("cannot listen for tasks: {e}"))?;
@@ -151,7 +159,7 @@ async fn serve(args: ExecutorArgs, handle: tokio::runtime::Handle) -> Result<i32
     let driver = DriverServiceClient::new(net::client_config(), transport).spawn();
     let info = ExecutorInfo {
         id: args.id,
-        host: "127.0.0.1".into(),
+        host: args.host.clone(),
         pid: std::process::id(),
         cores: args.cores,
         address: address.to_string(),
