@@ -350,7 +350,10 @@ pub fn submit_main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         };
     }
     let Some(program) = args.app.clone() else {
-        return usage(TOOL, "nothing to do: give an APP_BINARY to submit, or --status, --kill or --drain-worker");
+        return usage(
+            TOOL,
+            "nothing to do: give an APP_BINARY to submit, or --status, --kill or --drain-worker",
+        );
     };
     let mut settings: Vec<(String, String)> = Vec::new();
     if let Some(c) = args.executor_cores {

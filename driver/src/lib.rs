@@ -73,8 +73,10 @@ pub(crate) fn init_logging(default: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("FLINT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     // A subscriber set by the program (or a second init) wins; that is not an error.
+    // Colours only on a terminal: executor and daemon logs often go to files.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

@@ -71,7 +71,8 @@ impl Master {
         };
         let url = url.trim();
         if let Some(address) = url.strip_prefix("flint://") {
-            let bad_address = || EngineError::invalid("master", url, "expected flint://HOST:PORT, e.g. flint://127.0.0.1:7077");
+            let bad_address =
+                || EngineError::invalid("master", url, "expected flint://HOST:PORT, e.g. flint://127.0.0.1:7077");
             let (host, port) = address.rsplit_once(':').ok_or_else(bad_address)?;
             let host = host.trim_start_matches('[').trim_end_matches(']');
             let port = port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad_address)?;
@@ -432,9 +433,19 @@ mod tests {
                 port: 7077
             }
         );
-        assert_eq!(Master::parse("flint://master:7077").unwrap().url(), "flint://master:7077");
+        assert_eq!(
+            Master::parse("flint://master:7077").unwrap().url(),
+            "flint://master:7077"
+        );
         assert_eq!(Master::parse("flint://[::1]:7077").unwrap().url(), "flint://[::1]:7077");
-        for bad in ["flint://", "flint://host", "flint://host:0", "flint://host:99999", "flint://:7077", "flint://a/b:1"] {
+        for bad in [
+            "flint://",
+            "flint://host",
+            "flint://host:0",
+            "flint://host:99999",
+            "flint://:7077",
+            "flint://a/b:1",
+        ] {
             let e = Master::parse(bad).unwrap_err().to_string();
             assert!(e.contains(bad) && e.contains("flint://HOST:PORT"), "{e}");
         }

@@ -49,8 +49,7 @@ impl DriverSide {
             .block_on(tokio::net::lookup_host((host, 0)))?
             .next()
             .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("no address for {host}")))?;
-        let (address, incoming) =
-            runtime.block_on(net::listen::<tarpc::ClientMessage<_>, tarpc::Response<_>>(bind))?;
+        let (address, incoming) = runtime.block_on(net::listen::<tarpc::ClientMessage<_>, tarpc::Response<_>>(bind))?;
         let side = Arc::new(DriverSide {
             handle,
             hello: Hello::new(secret),

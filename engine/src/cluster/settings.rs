@@ -186,7 +186,10 @@ mod tests {
         assert_eq!(s.driver_host, "127.0.0.1");
         assert_eq!(s.executor_memory_bytes, 1 << 30);
         let s = ClusterSettings::resolve(
-            &[("executor_cores".into(), "2".into()), ("executor_memory".into(), "512m".into())],
+            &[
+                ("executor_cores".into(), "2".into()),
+                ("executor_memory".into(), "512m".into()),
+            ],
             &env,
         )
         .unwrap();

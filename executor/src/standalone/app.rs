@@ -77,7 +77,12 @@ impl ClusterLauncher for StandaloneLauncher {
         let (client, app) = runtime.block_on(async {
             let transport = tokio::time::timeout(CALL_TIMEOUT, net::connect(&address))
                 .await
-                .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connection timed out")))
+                .unwrap_or_else(|_| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "connection timed out",
+                    ))
+                })
                 .map_err(|e| cluster_error(format!("cannot reach the master at {url}: {e}")))?;
             let client = MasterServiceClient::new(net::client_config(), transport).spawn();
             let registered = client
@@ -88,7 +93,12 @@ impl ClusterLauncher for StandaloneLauncher {
             if registered.upload_binary {
                 upload(&client, &registered.app, &program, binary_bytes)
                     .await
-                    .map_err(|e| cluster_error(format!("cannot upload {} to the master at {url}: {e}", program.display())))?;
+                    .map_err(|e| {
+                        cluster_error(format!(
+                            "cannot upload {} to the master at {url}: {e}",
+                            program.display()
+                        ))
+                    })?;
             }
             Ok::<_, EngineError>((client, registered.app))
         })?;
@@ -97,17 +107,15 @@ impl ClusterLauncher for StandaloneLauncher {
         Ok(Arc::new(StandaloneTransport {
             master: client,
             app,
-            inner: Transport { side, _runtime: runtime },
+            inner: Transport {
+                side,
+                _runtime: runtime,
+            },
         }))
     }
 }
 
-async fn upload(
-    client: &MasterServiceClient,
-    app: &str,
-    program: &std::path::Path,
-    bytes: u64,
-) -> Result<(), String> {
+async fn upload(client: &MasterServiceClient, app: &str, program: &std::path::Path, bytes: u64) -> Result<(), String> {
     let mut file = tokio::fs::File::open(program).await.map_err(|e| e.to_string())?;
     let mut offset = 0u64;
     while offset < bytes {
@@ -122,7 +130,7 @@ async fn upload(
         }
         let n = chunk.len() as u64;
         client
-            .upload_binary(net::deadline(CALL_TIMEOUT), app.to_string(), offset, chunk)
+            .upload_binary(net::deadline(CALL_TIMEOUT), app.to_string(), offset, chunk.into())
             .await
             .map_err(|e| e.to_string())??;
         offset += n;
@@ -211,9 +219,7 @@ impl ExecutorTransport for StandaloneTransport {
             let (master, app) = (self.master.clone(), self.app.clone());
             let (done_tx, done_rx) = std::sync::mpsc::channel();
             self.inner.side.runtime.spawn(async move {
-                let _ = master
-                    .unregister_app(net::deadline(Duration::from_secs(2)), app)
-                    .await;
+                let _ = master.unregister_app(net::deadline(Duration::from_secs(2)), app).await;
                 let _ = done_tx.send(());
             });
             // Dropping the connection ends the application too; this only makes it prompt.

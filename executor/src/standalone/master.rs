@@ -19,7 +19,7 @@ use tarpc::server::{BaseChannel, Channel};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::protocol::{
-    AppHeartbeatReply, AppRegistered, AppRegistration, AppState, AppStatus, ExecutorStatus, LaunchExecutor,
+    AppHeartbeatReply, AppRegistered, AppRegistration, AppState, AppStatus, ByteBuf, ExecutorStatus, LaunchExecutor,
     MasterService, MasterStatus, STANDALONE_PROTOCOL, WorkerCommand, WorkerHeartbeatReply, WorkerRegistration,
     WorkerStatus, release,
 };
@@ -399,7 +399,11 @@ impl MasterState {
         }
         tracing::info!(app = %app_name(id), %state, %reason, "application ended");
         app.state = state;
-        let _ = std::fs::remove_file(self.binaries.join(format!("{}.{}.part", app.registration.binary_hash, app_name(id))));
+        let _ = std::fs::remove_file(self.binaries.join(format!(
+            "{}.{}.part",
+            app.registration.binary_hash,
+            app_name(id)
+        )));
         for ((a, executor), e) in self.executors.iter_mut() {
             if *a == id && e.is_live() {
                 e.state = ExecutorState::Stopping;
@@ -427,7 +431,9 @@ impl MasterState {
     }
 
     pub(crate) fn executor_exited(&mut self, worker: u64, app: u64, executor: ExecutorId, how: &str) {
-        let Some(e) = self.executors.get_mut(&(app, executor)) else { return };
+        let Some(e) = self.executors.get_mut(&(app, executor)) else {
+            return;
+        };
         if e.worker != worker || !e.is_live() {
             return;
         }
@@ -542,7 +548,10 @@ impl MasterState {
             loop {
                 let granted = self.cores_granted(app);
                 let a = &self.apps[&app];
-                let want = a.registration.total_cores.map_or(usize::MAX, |t| t.saturating_sub(granted));
+                let want = a
+                    .registration
+                    .total_cores
+                    .map_or(usize::MAX, |t| t.saturating_sub(granted));
                 let fixed = a.registration.executor_cores;
                 let memory = a.registration.executor_memory_bytes;
                 if want == 0 || fixed.is_some_and(|c| c > want) {
@@ -763,7 +772,7 @@ impl MasterService for MasterServer {
         }
     }
 
-    async fn fetch_binary(self, _: Context, hash: String, offset: u64, max_bytes: u64) -> Result<Vec<u8>, String> {
+    async fn fetch_binary(self, _: Context, hash: String, offset: u64, max_bytes: u64) -> Result<ByteBuf, String> {
         if !matches!(*self.role.lock(), Role::Worker(_)) {
             return Err("only registered workers fetch binaries".into());
         }
@@ -773,6 +782,7 @@ impl MasterService for MasterServer {
         let path = self.state.lock().binary_path(&hash);
         read_chunk(&path, offset, max_bytes.min(CHUNK_BYTES))
             .await
+            .map(ByteBuf::from)
             .map_err(|e| format!("cannot read binary {} on the master: {e}", path.display()))
     }
 
@@ -788,11 +798,15 @@ impl MasterService for MasterServer {
         })
     }
 
-    async fn upload_binary(self, _: Context, app: String, offset: u64, bytes: Vec<u8>) -> Result<(), String> {
+    async fn upload_binary(self, _: Context, app: String, offset: u64, bytes: ByteBuf) -> Result<(), String> {
+        let bytes = bytes.into_vec();
         let id = self.app(&app)?;
         let (hash, total, uploaded, dir) = {
             let state = self.state.lock();
-            let a = state.apps.get(&id).ok_or_else(|| format!("no such application: {app}"))?;
+            let a = state
+                .apps
+                .get(&id)
+                .ok_or_else(|| format!("no such application: {app}"))?;
             if a.binary_ready {
                 return Ok(());
             }
@@ -822,7 +836,9 @@ impl MasterService for MasterServer {
                 .map_err(|e| format!("cannot hash {}: {e}", part.display()))?;
             if got != hash {
                 let _ = tokio::fs::remove_file(&part).await;
-                self.state.lock().apps.get_mut(&id).map(|a| a.uploaded = 0);
+                if let Some(a) = self.state.lock().apps.get_mut(&id) {
+                    a.uploaded = 0;
+                }
                 return Err(format!(
                     "the uploaded binary of {app} has hash {got}, not the {hash} its driver declared; refused"
                 ));
@@ -876,7 +892,9 @@ impl MasterService for MasterServer {
 
     async fn unregister_app(self, _: Context, app: String) {
         if let Ok(id) = self.app(&app) {
-            self.state.lock().app_ended(id, AppState::Finished, "its driver stopped");
+            self.state
+                .lock()
+                .app_ended(id, AppState::Finished, "its driver stopped");
         }
     }
 
@@ -926,7 +944,9 @@ async fn append(path: &Path, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
 /// A minimal HTTP/1.1 responder: `GET /json` (or `/`) answers the status as JSON.
 async fn serve_status_page(listener: tokio::net::TcpListener, state: std::sync::Weak<Mutex<MasterState>>) {
     loop {
-        let Ok((mut socket, _)) = listener.accept().await else { continue };
+        let Ok((mut socket, _)) = listener.accept().await else {
+            continue;
+        };
         let Some(state) = state.upgrade() else { return };
         tokio::spawn(async move {
             let mut request = Vec::with_capacity(1024);
@@ -1085,7 +1105,13 @@ mod tests {
         assert_ne!(p[0].0, first);
         let big = ready(&mut s, app(Some(64), None));
         let status = s.status();
-        let reason = status.apps.iter().find(|x| x.id == app_name(big)).unwrap().waiting_reason.clone();
+        let reason = status
+            .apps
+            .iter()
+            .find(|x| x.id == app_name(big))
+            .unwrap()
+            .waiting_reason
+            .clone();
         assert!(reason.unwrap().contains("needs 64 cores"));
     }
 

@@ -95,7 +95,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, ClusterError> {
 async fn connect(master: &MasterUrl) -> Result<MasterServiceClient, ClusterError> {
     let transport = tokio::time::timeout(CALL_TIMEOUT, net::connect(&master.address))
         .await
-        .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connection timed out")))
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connection timed out",
+            ))
+        })
         .map_err(|source| ClusterError::Unreachable {
             url: master.url.clone(),
             source,
@@ -219,7 +224,11 @@ pub fn submit(submission: Submission, on_registered: impl Fn(&str)) -> Result<i3
         // Until the driver registers: watch for it, for its exit, and for the deadline.
         loop {
             let status = fetch_status(&client, master).await?;
-            if let Some(app) = status.apps.iter().find(|a| a.submission.as_deref() == Some(token.as_str())) {
+            if let Some(app) = status
+                .apps
+                .iter()
+                .find(|a| a.submission.as_deref() == Some(token.as_str()))
+            {
                 on_registered(&app.id);
                 break;
             }

@@ -7,6 +7,8 @@
 
 use flint_engine::ExecutorId;
 use serde::{Deserialize, Serialize};
+/// Bytes that bincode copies whole, not element by element (binaries are hundreds of MiB).
+pub use serde_bytes::ByteBuf;
 
 /// Version of the master/worker/driver protocol; a mismatch is refused at registration.
 pub const STANDALONE_PROTOCOL: u32 = 1;
@@ -248,11 +250,11 @@ pub trait MasterService {
     /// An executor's process ended (or could not start): `how` says why.
     async fn executor_exited(worker: String, app: String, executor: ExecutorId, how: String);
     /// Part of an application binary (for workers).
-    async fn fetch_binary(hash: String, offset: u64, max_bytes: u64) -> Result<Vec<u8>, String>;
+    async fn fetch_binary(hash: String, offset: u64, max_bytes: u64) -> Result<ByteBuf, String>;
     /// Registers an application (first call on a driver's connection).
     async fn register_app(registration: AppRegistration) -> Result<AppRegistered, String>;
     /// The next part of the application binary, at `offset` of `total` bytes.
-    async fn upload_binary(app: String, offset: u64, bytes: Vec<u8>) -> Result<(), String>;
+    async fn upload_binary(app: String, offset: u64, bytes: ByteBuf) -> Result<(), String>;
     /// The driver is alive; returns its application's state and executors to decommission.
     async fn app_heartbeat(app: String) -> AppHeartbeatReply;
     /// The driver stopped one of its executors on purpose (not to be replaced on that worker).

@@ -9,7 +9,7 @@
 //! `<work dir>/<app>/executor-<id>.log`, and reports its exit to the master, which replaces it.
 //! On SIGTERM or SIGINT the worker kills its executors and exits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -21,8 +21,8 @@ use parking_lot::Mutex;
 use tokio::io::AsyncWriteExt;
 
 use super::protocol::{
-    LaunchExecutor, MasterServiceClient, STANDALONE_PROTOCOL, WorkerCommand, WorkerHeartbeatReply,
-    WorkerRegistration, release,
+    LaunchExecutor, MasterServiceClient, STANDALONE_PROTOCOL, WorkerCommand, WorkerHeartbeatReply, WorkerRegistration,
+    release,
 };
 use crate::error::ClusterError;
 use crate::executor::env_keys;
@@ -67,6 +67,10 @@ struct Worker {
     config: WorkerConfig,
     link: Mutex<Option<Link>>,
     executors: Mutex<HashMap<(String, ExecutorId), Running>>,
+    /// Executors killed before their process started (while their binary downloaded).
+    cancelled: Mutex<HashSet<(String, ExecutorId)>>,
+    /// Becomes true on SIGTERM or SIGINT.
+    stop: tokio::sync::watch::Receiver<bool>,
     /// One download of a binary at a time.
     downloads: tokio::sync::Mutex<()>,
 }
@@ -90,26 +94,38 @@ pub fn run(config: WorkerConfig, registered: impl Fn(&str) + Send + 'static) -> 
             what: "start the worker's runtime".into(),
             source,
         })?;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    runtime.spawn(async move {
+        super::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
     let worker = Arc::new(Worker {
         config,
         link: Mutex::new(None),
         executors: Mutex::new(HashMap::new()),
+        cancelled: Mutex::new(HashSet::new()),
+        stop,
         downloads: tokio::sync::Mutex::new(()),
     });
     runtime.block_on(async move {
         let link = worker.connect().await?;
         registered(&link.id);
         *worker.link.lock() = Some(link);
-        let signal = super::shutdown_signal();
-        tokio::pin!(signal);
+        let mut stop = worker.stop.clone();
         loop {
             tokio::select! {
-                _ = &mut signal => break,
+                _ = stop.wait_for(|s| *s) => break,
                 _ = tokio::time::sleep(worker.config.heartbeat_interval) => {}
             }
-            let Some(link) = worker.link.lock().clone() else { continue };
+            let Some(link) = worker.link.lock().clone() else {
+                continue;
+            };
             let timeout = (worker.config.heartbeat_interval * 4).max(Duration::from_secs(2));
-            match link.client.worker_heartbeat(net::deadline(timeout), link.id.clone()).await {
+            match link
+                .client
+                .worker_heartbeat(net::deadline(timeout), link.id.clone())
+                .await
+            {
                 Ok(WorkerHeartbeatReply::Orders(orders)) => {
                     for order in orders {
                         worker.obey(order);
@@ -137,7 +153,12 @@ impl Worker {
         let url = &self.config.master_url;
         let transport = tokio::time::timeout(CALL_TIMEOUT, net::connect(&self.config.master_address))
             .await
-            .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connection timed out")))
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connection timed out",
+                ))
+            })
             .map_err(|source| ClusterError::Unreachable {
                 url: url.clone(),
                 source,
@@ -174,7 +195,8 @@ impl Worker {
     async fn reconnect(&self, registered: &(impl Fn(&str) + Send)) {
         *self.link.lock() = None;
         self.kill_all().await;
-        loop {
+        let mut stop = self.stop.clone();
+        while !*stop.borrow() {
             match self.connect().await {
                 Ok(link) => {
                     registered(&link.id);
@@ -183,7 +205,10 @@ impl Worker {
                 }
                 Err(e) => {
                     tracing::warn!(error = %flint_engine::report(&e), "cannot register with the master; retrying in 1 s");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::select! {
+                        _ = stop.wait_for(|s| *s) => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
                 }
             }
         }
@@ -196,11 +221,18 @@ impl Worker {
                 tokio::spawn(async move { worker.launch(launch).await });
             }
             WorkerCommand::Kill { app, executor } => {
-                if let Some(r) = self.executors.lock().get_mut(&(app.clone(), executor))
-                    && let Some(kill) = r.kill.take()
-                {
-                    tracing::info!(%app, %executor, pid = r.pid, "killing executor at the master's request");
-                    let _ = kill.send(());
+                let mut executors = self.executors.lock();
+                match executors.get_mut(&(app.clone(), executor)) {
+                    Some(r) => {
+                        if let Some(kill) = r.kill.take() {
+                            tracing::info!(%app, %executor, pid = r.pid, "killing executor at the master's request");
+                            let _ = kill.send(());
+                        }
+                    }
+                    // Not started yet (its binary is still coming): it never will be.
+                    None => {
+                        self.cancelled.lock().insert((app, executor));
+                    }
                 }
             }
         }
@@ -220,13 +252,17 @@ impl Worker {
             Ok(()) => {}
             Err(why) => {
                 tracing::error!(%app, %executor, %why, "cannot start executor");
-                self.report_exit(&app, executor, format!("could not start: {why}")).await;
+                self.report_exit(&app, executor, format!("could not start: {why}"))
+                    .await;
             }
         }
     }
 
     async fn start(self: &Arc<Self>, order: &LaunchExecutor) -> Result<(), String> {
         let program = self.binary(&order.binary_hash, order.binary_bytes).await?;
+        if self.cancelled.lock().remove(&(order.app.clone(), order.executor)) || *self.stop.borrow() {
+            return Err("killed before it started".into());
+        }
         let app_dir = self.config.work_dir.join(&order.app);
         tokio::fs::create_dir_all(&app_dir)
             .await
@@ -252,19 +288,31 @@ impl Worker {
             .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
         let pid = child.id().unwrap_or(0);
         let (kill_tx, kill_rx) = tokio::sync::oneshot::channel();
-        self.executors.lock().insert(
-            (order.app.clone(), order.executor),
-            Running {
-                pid,
-                kill: Some(kill_tx),
-            },
-        );
+        {
+            // Under the executors' lock, as `obey` decides under it whether a kill is early.
+            let mut executors = self.executors.lock();
+            let key = (order.app.clone(), order.executor);
+            let killed_early = self.cancelled.lock().remove(&key);
+            let kill = if killed_early {
+                let _ = kill_tx.send(());
+                None
+            } else {
+                Some(kill_tx)
+            };
+            executors.insert(key, Running { pid, kill });
+        }
         tracing::info!(app = %order.app, executor = %order.executor, pid, cores = order.cores, "executor started");
         let link = self.link.lock().clone();
         if let Some(link) = link {
             let _ = link
                 .client
-                .executor_started(net::deadline(CALL_TIMEOUT), link.id, order.app.clone(), order.executor, pid)
+                .executor_started(
+                    net::deadline(CALL_TIMEOUT),
+                    link.id,
+                    order.app.clone(),
+                    order.executor,
+                    pid,
+                )
                 .await;
         }
         let worker = self.clone();
@@ -313,14 +361,18 @@ impl Worker {
                 .await
                 .map_err(|e| format!("cannot fetch the binary from the master: {e}"))??;
             if chunk.is_empty() {
-                return Err(format!("the master's binary {hash} ended after {offset} of {bytes} bytes"));
+                return Err(format!(
+                    "the master's binary {hash} ended after {offset} of {bytes} bytes"
+                ));
             }
             file.write_all(&chunk)
                 .await
                 .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
             offset += chunk.len() as u64;
         }
-        file.flush().await.map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+        file.flush()
+            .await
+            .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
         drop(file);
         let check = part.clone();
         let got = tokio::task::spawn_blocking(move || crate::build_id::hash_file(&check))
@@ -362,10 +414,11 @@ impl Worker {
 /// cannot); the log stays.
 async fn remove_executor_dirs(app_dir: &Path, executor: ExecutorId) {
     let prefix = format!("executor-{executor}-");
-    let Ok(mut entries) = tokio::fs::read_dir(app_dir).await else { return };
+    let Ok(mut entries) = tokio::fs::read_dir(app_dir).await else {
+        return;
+    };
     while let Ok(Some(entry)) = entries.next_entry().await {
-        if entry.file_name().to_string_lossy().starts_with(&prefix)
-            && entry.file_type().await.is_ok_and(|t| t.is_dir())
+        if entry.file_name().to_string_lossy().starts_with(&prefix) && entry.file_type().await.is_ok_and(|t| t.is_dir())
         {
             let _ = tokio::fs::remove_dir_all(entry.path()).await;
         }
