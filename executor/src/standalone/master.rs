@@ -1,7 +1,7 @@
 //! `flint-master`: knows the workers, the applications and their executors, and decides
 //! where executors run.
 //!
-//! All of it lives in one struct, [`MasterState`], behind one lock: the tarpc service, the
+//! All of it lives in one struct, `MasterState`, behind one lock: the tarpc service, the
 //! heartbeat monitor and the status page (`GET /json`) read and change that struct only, so
 //! what a tool or a future web UI shows is exactly what the scheduler decides from.
 
