@@ -67,8 +67,8 @@ struct WorkerArgs {
     #[arg(long)]
     memory: Option<String>,
     /// Host this worker's executors listen on and advertise (reachable by the driver and
-    /// other workers).
-    #[arg(long, default_value = "127.0.0.1")]
+    /// other workers); `auto`: the address this machine reaches the master from.
+    #[arg(long, default_value = "auto")]
     host: String,
     /// Application binaries and executor logs (default: a new directory under the system
     /// temp directory).

@@ -35,7 +35,8 @@ pub struct WorkerConfig {
     pub master_url: String,
     /// The master's `host:port`.
     pub master_address: String,
-    /// Host this worker's executors listen on and advertise.
+    /// Host this worker's executors listen on and advertise; `auto` is the address this
+    /// machine reaches the master from (a container's own address in a compose network).
     pub host: String,
     /// Cores offered.
     pub cores: usize,
@@ -49,6 +50,8 @@ pub struct WorkerConfig {
 
 /// Timeout of calls to the master.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a starting worker waits for its master to answer.
+const FIRST_CONNECT_WAIT: Duration = Duration::from_secs(30);
 
 struct Running {
     pid: u32,
@@ -61,6 +64,8 @@ struct Running {
 struct Link {
     client: MasterServiceClient,
     id: String,
+    /// The host executors listen on and advertise.
+    host: String,
 }
 
 struct Worker {
@@ -108,7 +113,22 @@ pub fn run(config: WorkerConfig, registered: impl Fn(&str) + Send + 'static) -> 
         downloads: tokio::sync::Mutex::new(()),
     });
     runtime.block_on(async move {
-        let link = worker.connect().await?;
+        // The master may still be starting (compose starts both at once): retry a while.
+        let deadline = tokio::time::Instant::now() + FIRST_CONNECT_WAIT;
+        let link = loop {
+            match worker.connect().await {
+                Ok(link) => break link,
+                Err(e @ ClusterError::Unreachable { .. }) if tokio::time::Instant::now() < deadline => {
+                    tracing::info!(error = %flint_engine::report(&e), "the master is not there yet; retrying");
+                    let mut stop = worker.stop.clone();
+                    tokio::select! {
+                        _ = stop.wait_for(|s| *s) => return Ok(()),
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
         registered(&link.id);
         *worker.link.lock() = Some(link);
         let mut stop = worker.stop.clone();
@@ -163,11 +183,20 @@ impl Worker {
                 url: url.clone(),
                 source,
             })?;
+        let host = if self.config.host == "auto" {
+            let local = transport.local_addr().map_err(|source| ClusterError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
+            local.ip().to_string()
+        } else {
+            self.config.host.clone()
+        };
         let client = MasterServiceClient::new(net::client_config(), transport).spawn();
         let registration = WorkerRegistration {
             protocol: STANDALONE_PROTOCOL,
             release: release(),
-            host: self.config.host.clone(),
+            host: host.clone(),
             cores: self.config.cores,
             memory_bytes: self.config.memory_bytes,
             pid: std::process::id(),
@@ -186,8 +215,8 @@ impl Worker {
                 what: "this worker".into(),
                 reason,
             })?;
-        tracing::info!(worker = %id, master = %url, cores = self.config.cores, "registered with the master");
-        Ok(Link { client, id })
+        tracing::info!(worker = %id, master = %url, %host, cores = self.config.cores, "registered with the master");
+        Ok(Link { client, id, host })
     }
 
     /// Registers again (every second until it works); the executors of the old registration
@@ -259,6 +288,12 @@ impl Worker {
     }
 
     async fn start(self: &Arc<Self>, order: &LaunchExecutor) -> Result<(), String> {
+        let host = self
+            .link
+            .lock()
+            .as_ref()
+            .map(|l| l.host.clone())
+            .ok_or("not connected to the master")?;
         let program = self.binary(&order.binary_hash, order.binary_bytes).await?;
         if self.cancelled.lock().remove(&(order.app.clone(), order.executor)) || *self.stop.borrow() {
             return Err("killed before it started".into());
@@ -278,7 +313,7 @@ impl Worker {
             .env(env_keys::CORES, order.cores.to_string())
             .env(env_keys::SECRET, &order.secret)
             .env(env_keys::LOCAL_DIR, &app_dir)
-            .env(env_keys::HOST, &self.config.host)
+            .env(env_keys::HOST, &host)
             .current_dir(&app_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
