@@ -39,6 +39,9 @@ pub mod env_keys {
     pub const LOCAL_DIR: &str = "FLINT_EXECUTOR_LOCAL_DIR";
     /// Host (name or address) the executor listens on and advertises; default `127.0.0.1`.
     pub const HOST: &str = "FLINT_EXECUTOR_HOST";
+    /// Process id of the standalone worker that started the executor: it exits when that
+    /// process is gone (as Spark's worker watcher), so a dead worker's executors die too.
+    pub const WORKER_PID: &str = "FLINT_EXECUTOR_WORKER_PID";
 }
 
 /// Timeout of calls between executors and to the driver.
@@ -53,6 +56,7 @@ pub struct ExecutorArgs {
     secret: String,
     local_dir: PathBuf,
     host: String,
+    worker_pid: Option<u32>,
 }
 
 impl ExecutorArgs {
@@ -76,6 +80,10 @@ impl ExecutorArgs {
                     get(env_keys::LOCAL_DIR).unwrap_or_else(|_| std::env::temp_dir().display().to_string()),
                 ),
                 host: get(env_keys::HOST).unwrap_or_else(|_| "127.0.0.1".into()),
+                worker_pid: match std::env::var(env_keys::WORKER_PID) {
+                    Ok(pid) => Some(pid.parse().map_err(|e| format!("{}: {e}", env_keys::WORKER_PID))?),
+                    Err(_) => None,
+                },
             })
         };
         Some(parse())
@@ -212,6 +220,12 @@ async fn serve(args: ExecutorArgs, handle: tokio::runtime::Handle) -> Result<i32
         tokio::select! {
             code = exit_rx.recv() => break code.unwrap_or(0),
             _ = tokio::time::sleep(interval) => {}
+        }
+        if let Some(pid) = args.worker_pid
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            tracing::warn!(executor = %args.id, worker_pid = pid, "the worker that started this executor is gone; exiting");
+            break 0;
         }
         match driver
             .heartbeat(net::deadline(interval.max(Duration::from_millis(200)) * 2), args.id)

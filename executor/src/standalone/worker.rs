@@ -314,6 +314,7 @@ impl Worker {
             .env(env_keys::SECRET, &order.secret)
             .env(env_keys::LOCAL_DIR, &app_dir)
             .env(env_keys::HOST, &host)
+            .env(env_keys::WORKER_PID, std::process::id().to_string())
             .current_dir(&app_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
