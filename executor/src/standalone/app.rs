@@ -4,7 +4,6 @@
 //! executor loss, recomputation) is the same.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use flint_engine::cluster::{ClusterLauncher, DriverHandle, ExecutorTransport};
@@ -215,16 +214,14 @@ impl ExecutorTransport for StandaloneTransport {
 
     fn shutdown(&self) {
         self.inner.shutdown();
-        if self.inner.side.shutting_down.load(Ordering::Relaxed) {
-            let (master, app) = (self.master.clone(), self.app.clone());
-            let (done_tx, done_rx) = std::sync::mpsc::channel();
-            self.inner.side.runtime.spawn(async move {
-                let _ = master.unregister_app(net::deadline(Duration::from_secs(2)), app).await;
-                let _ = done_tx.send(());
-            });
-            // Dropping the connection ends the application too; this only makes it prompt.
-            let _ = done_rx.recv_timeout(Duration::from_secs(2));
-        }
+        // Dropping the connection ends the application too; unregistering makes it prompt.
+        let (master, app) = (self.master.clone(), self.app.clone());
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        self.inner.side.runtime.spawn(async move {
+            let _ = master.unregister_app(net::deadline(Duration::from_secs(2)), app).await;
+            let _ = done_tx.send(());
+        });
+        let _ = done_rx.recv_timeout(Duration::from_secs(2));
     }
 
     fn driver_address(&self) -> String {

@@ -16,12 +16,13 @@
 //!   executors), which also answers `--status` and `GET /json`;
 //! - [`worker`]: the worker daemon;
 //! - `app`: the driver's launcher for `flint://` masters;
-//! - [`protocol`]: the master's tarpc service and messages;
+//! - [`protocol`]: the master's tarpc service and messages; `status_page`: `GET /json`;
 //! - this module: what `flint-submit` does ([`submit`], [`status`], [`kill`], [`drain`]).
 
 mod app;
 pub mod master;
 pub mod protocol;
+mod status_page;
 pub mod worker;
 
 use std::path::PathBuf;
