@@ -31,8 +31,6 @@ trap 'compose down -v --timeout 10 >/dev/null 2>&1 || true' EXIT
 head -c 100000 "$DATA/words_50MB.txt" > "$DATA/first.txt"
 start=$(date +%s.%N)
 compose up -d --scale worker=3 2>/dev/null
-export FLINT_DRIVER_HOST
-FLINT_DRIVER_HOST=$(docker network inspect flintbench_default -f '{{(index .IPAM.Config 0).Gateway}}')
 URL=flint://127.0.0.1:$FLINT_MASTER_PORT
 # The first job waits for the master and workers to come up (flint-submit retries nothing:
 # wait until the master answers).

@@ -1050,25 +1050,13 @@ fn docker_compose_cluster() -> TestResult {
         wait_until(Duration::from_secs(60), || status().is_ok_and(|s| workers(&s) == 3)),
         "3 workers did not register",
     )?;
-    // The driver runs here; containers reach this machine at their network's gateway.
-    let gateway = sh(
-        "docker",
-        &[
-            "network",
-            "inspect",
-            &format!("flinttest{id}_default"),
-            "-f",
-            "{{(index .IPAM.Config 0).Gateway}}",
-        ],
-        &[],
-    )?
-    .trim()
-    .to_string();
+    // The driver runs here. It sets no FLINT_DRIVER_HOST: with the default `auto` it listens
+    // on every interface and executors use the address the master saw it connect from (this
+    // machine's address on the compose network).
     let submit = |args: &[&str], env: &[(&str, &str)]| -> Result<Submitted, Failed> {
         let mut child = Command::new(std::env::current_exe()?)
             .env(ROLE, "submit")
             .env("FLINT_PROGRESS", "false")
-            .env("FLINT_DRIVER_HOST", &gateway)
             .envs(env.iter().copied())
             .args(["flint-submit", "--master", &url])
             .args(args)

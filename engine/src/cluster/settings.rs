@@ -13,7 +13,7 @@
 //! | `executor_cores`         | `FLINT_EXECUTOR_CORES`          | `flint://`: all free cores of a worker (task slots per executor) |
 //! | `executor_memory`        | `FLINT_EXECUTOR_MEMORY`         | `flint://`: `1g` (reserved on the worker per executor) |
 //! | `total_executor_cores`   | `FLINT_TOTAL_EXECUTOR_CORES`    | `flint://`: unlimited (cores of all executors together) |
-//! | `driver_host`            | `FLINT_DRIVER_HOST`             | `127.0.0.1` (address executors reach the driver at) |
+//! | `driver_host`            | `FLINT_DRIVER_HOST`             | `flint://`: `auto` (listen on every interface; executors use the address the master sees the driver at) |
 //!
 //! Durations take a unit: `250ms`, `2s`, `1m` (a plain number is milliseconds).
 
@@ -47,7 +47,9 @@ pub struct ClusterSettings {
     pub executor_memory_bytes: u64,
     /// Standalone: most cores of all this application's executors together; `None` is no limit.
     pub total_executor_cores: Option<usize>,
-    /// The host (name or address) the driver listens on and executors connect to.
+    /// Standalone: the host (name or address) the driver listens on and executors connect
+    /// to; `auto` listens on every interface and advertises the address the master sees the
+    /// driver connect from. (local-cluster drivers always use loopback.)
     pub driver_host: String,
 }
 
@@ -113,7 +115,7 @@ impl ClusterSettings {
             driver_host: get("driver_host")
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| "127.0.0.1".into()),
+                .unwrap_or_else(|| "auto".into()),
         };
         if settings.heartbeat_timeout <= settings.heartbeat_interval {
             return Err(EngineError::invalid(
@@ -183,7 +185,7 @@ mod tests {
         let s = ClusterSettings::resolve(&[("heartbeat_timeout".into(), "3s".into())], &env).unwrap();
         assert_eq!(s.heartbeat_timeout, Duration::from_secs(3));
         assert_eq!(s.restarts_for(3), 6);
-        assert_eq!(s.driver_host, "127.0.0.1");
+        assert_eq!(s.driver_host, "auto");
         assert_eq!(s.executor_memory_bytes, 1 << 30);
         let s = ClusterSettings::resolve(
             &[

@@ -10,7 +10,7 @@ use flint_engine::cluster::{ClusterLauncher, DriverHandle, ExecutorTransport};
 use flint_engine::{Config, EngineError, ExecutorId, Master, ShuffleId};
 use tokio::io::AsyncReadExt;
 
-use super::protocol::{AppRegistration, AppState, MasterServiceClient, STANDALONE_PROTOCOL, release};
+use super::protocol::{AUTO_HOST, AppRegistration, AppState, MasterServiceClient, STANDALONE_PROTOCOL, release};
 use crate::driver::{DriverSide, Transport};
 use crate::net::{self, CHUNK_BYTES};
 
@@ -46,9 +46,12 @@ impl ClusterLauncher for StandaloneLauncher {
             .map_err(|e| cluster_error(format!("cannot start the driver's network runtime: {e}")))?;
         let secret = format!("{:032x}", rand::random::<u128>());
         let settings = config.cluster.clone();
-        let side = DriverSide::start(&runtime, driver.clone(), &secret, &settings.driver_host).map_err(|e| {
+        // `auto`: every interface; the master fills in the address it sees us at.
+        let auto = settings.driver_host == "auto";
+        let bind = if auto { "0.0.0.0" } else { settings.driver_host.as_str() };
+        let side = DriverSide::start(&runtime, driver.clone(), &secret, bind).map_err(|e| {
             cluster_error(format!(
-                "cannot listen for executors on {} (driver_host): {e}",
+                "cannot listen for executors on {bind} (driver_host {}): {e}",
                 settings.driver_host
             ))
         })?;
@@ -68,12 +71,16 @@ impl ClusterLauncher for StandaloneLauncher {
             executor_cores: settings.executor_cores,
             executor_memory_bytes: settings.executor_memory_bytes,
             total_cores: settings.total_executor_cores,
-            driver_address: side.address.to_string(),
+            driver_address: if auto {
+                format!("{AUTO_HOST}:{}", side.address.port())
+            } else {
+                side.address.to_string()
+            },
             secret,
             driver_pid: std::process::id(),
         };
         let address = format!("{host}:{port}");
-        let (client, app) = runtime.block_on(async {
+        let (client, app, registered_address) = runtime.block_on(async {
             let transport = tokio::time::timeout(CALL_TIMEOUT, net::connect(&address))
                 .await
                 .unwrap_or_else(|_| {
@@ -99,9 +106,9 @@ impl ClusterLauncher for StandaloneLauncher {
                         ))
                     })?;
             }
-            Ok::<_, EngineError>((client, registered.app))
+            Ok::<_, EngineError>((client, registered.app, registered.driver_address))
         })?;
-        tracing::info!(%app, master = %url, driver = %side.address, "application registered with the master");
+        tracing::info!(%app, master = %url, driver = %registered_address, "application registered with the master");
         runtime.spawn(heartbeat(client.clone(), app.clone(), url, driver));
         Ok(Arc::new(StandaloneTransport {
             master: client,

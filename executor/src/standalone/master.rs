@@ -19,9 +19,9 @@ use tarpc::server::{BaseChannel, Channel};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::protocol::{
-    AppHeartbeatReply, AppRegistered, AppRegistration, AppState, AppStatus, ByteBuf, ExecutorStatus, LaunchExecutor,
-    MasterService, MasterStatus, STANDALONE_PROTOCOL, WorkerCommand, WorkerHeartbeatReply, WorkerRegistration,
-    WorkerStatus, release,
+    AUTO_HOST, AppHeartbeatReply, AppRegistered, AppRegistration, AppState, AppStatus, ByteBuf, ExecutorStatus,
+    LaunchExecutor, MasterService, MasterStatus, STANDALONE_PROTOCOL, WorkerCommand, WorkerHeartbeatReply,
+    WorkerRegistration, WorkerStatus, release,
 };
 use crate::error::ClusterError;
 use crate::net::{self, CHUNK_BYTES};
@@ -141,6 +141,7 @@ pub fn start(config: MasterConfig) -> Result<RunningMaster, ClusterError> {
             let server = MasterServer {
                 state: serving.clone(),
                 role: Arc::new(Mutex::new(Role::Unknown)),
+                peer: transport.peer_addr().ok(),
             };
             let role = server.role.clone();
             let state = serving.clone();
@@ -723,6 +724,8 @@ impl MasterState {
 struct MasterServer {
     state: Arc<Mutex<MasterState>>,
     role: Arc<Mutex<Role>>,
+    /// The other end of the connection (fills in `driver_host = auto` drivers' address).
+    peer: Option<SocketAddr>,
 }
 
 impl MasterServer {
@@ -786,15 +789,24 @@ impl MasterService for MasterServer {
             .map_err(|e| format!("cannot read binary {} on the master: {e}", path.display()))
     }
 
-    async fn register_app(self, _: Context, registration: AppRegistration) -> Result<AppRegistered, String> {
+    async fn register_app(self, _: Context, mut registration: AppRegistration) -> Result<AppRegistered, String> {
         if !matches!(*self.role.lock(), Role::Unknown) {
             return Err("this connection already registered".into());
         }
+        if let Some(port) = registration.driver_address.strip_prefix(&format!("{AUTO_HOST}:")) {
+            let peer = self
+                .peer
+                .ok_or("cannot tell the driver's address (driver_host = auto)")?;
+            registration.driver_address =
+                SocketAddr::new(peer.ip(), port.parse().map_err(|_| "bad driver port")?).to_string();
+        }
+        let driver_address = registration.driver_address.clone();
         let (id, upload_binary) = self.state.lock().register_app(registration)?;
         *self.role.lock() = Role::App(id);
         Ok(AppRegistered {
             app: app_name(id),
             upload_binary,
+            driver_address,
         })
     }
 

@@ -13,6 +13,10 @@ pub use serde_bytes::ByteBuf;
 /// Version of the master/worker/driver protocol; a mismatch is refused at registration.
 pub const STANDALONE_PROTOCOL: u32 = 1;
 
+/// The host part of a driver address the master replaces with the address it sees the
+/// driver connect from (`driver_host = auto`).
+pub const AUTO_HOST: &str = "0.0.0.0";
+
 /// The flint release of this process (workers and drivers of another one are refused).
 pub fn release() -> String {
     env!("CARGO_PKG_VERSION").to_string()
@@ -58,7 +62,8 @@ pub struct AppRegistration {
     pub executor_memory_bytes: u64,
     /// Most cores of all executors together; `None` is no limit.
     pub total_cores: Option<usize>,
-    /// `host:port` of the driver's service (executors connect there).
+    /// `host:port` of the driver's service (executors connect there); a host of
+    /// [`AUTO_HOST`] is replaced by the address the master sees the driver at.
     pub driver_address: String,
     /// The application's secret (executors present it to the driver).
     pub secret: String,
@@ -73,6 +78,9 @@ pub struct AppRegistered {
     pub app: String,
     /// The master has no binary with this hash: upload it ([`MasterService::upload_binary`]).
     pub upload_binary: bool,
+    /// Where executors will reach the driver (the registration's, or the one the master
+    /// filled in).
+    pub driver_address: String,
 }
 
 /// An order for a worker: start one executor.
