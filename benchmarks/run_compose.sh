@@ -2,8 +2,9 @@
 # Wordcount and k-means on the docker-compose cluster (3 workers of 1 core) next to local[2]
 # and local-cluster[3,1], and the time from `docker-compose up` to the end of a first job.
 # Appends one JSON object per run to OUT. Needs the release build of flint and flint-examples,
-# Docker with docker-compose, and in DATA: words_50MB.txt and kmeans_100000x20.csv (DATA is
-# mounted in the containers at the same path).
+# Docker with docker-compose, and in DATA: words_50MB.txt (benchmarks/gen_words.py) and
+# kmeans_100000x20.csv (../shared/peers/gen_data.py); DATA is mounted in the containers at the
+# same path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-/var/tmp/flint-bench-data}
