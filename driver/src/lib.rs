@@ -23,11 +23,15 @@
 //! - [`prelude`]: what a driver program uses (`Context`, `Rdd`, `with`, `StorageLevel`...);
 //! - [`ml`]: the machine learning library (`flint-mllib`);
 //! - [`init`]: call first in `main`: sets up logging (`FLINT_LOG`) and turns a process
-//!   launched as an executor into one (distributed mode, `local-cluster[E,C]`).
+//!   launched as an executor into one (distributed mode, `local-cluster[E,C]`, `flint://`);
+//! - [`deploy`]: the command lines of `flint-master`, `flint-worker` and `flint-submit`
+//!   (a standalone cluster, like Spark's).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub use flint_engine::*;
+
+pub mod deploy;
 
 /// The README's Rust snippets, compiled as doctests so that they cannot rot.
 #[doc = include_str!("../../README.md")]
@@ -58,13 +62,21 @@ pub mod prelude {
 ///   `main` never runs in executors.
 /// - Otherwise makes `local-cluster[E,C]` masters available.
 pub fn init() -> Result<()> {
+    init_logging("warn");
+    flint_executor::init();
+    Ok(())
+}
+
+/// Installs a `tracing` subscriber logging to stderr at the level `FLINT_LOG` gives
+/// (default: `default`) unless one is set.
+pub(crate) fn init_logging(default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("FLINT_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = EnvFilter::try_from_env("FLINT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     // A subscriber set by the program (or a second init) wins; that is not an error.
+    // Colours only on a terminal: executor and daemon logs often go to files.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-    flint_executor::init();
-    Ok(())
 }

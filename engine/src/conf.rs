@@ -2,9 +2,9 @@
 //!
 //! | key (builder method)      | environment variable         | default                        |
 //! |---------------------------|------------------------------|--------------------------------|
-//! | `master`                  | `FLINT_MASTER`               | `local[*]`; or `local-cluster[E,C]` |
+//! | `master`                  | `FLINT_MASTER`               | `local[*]`; or `local-cluster[E,C]`, `flint://HOST:PORT` |
 //! | `app_name`                | `FLINT_APP_NAME`             | `flint`                        |
-//! | `default_parallelism`     | `FLINT_DEFAULT_PARALLELISM`  | number of task slots           |
+//! | `default_parallelism`     | `FLINT_DEFAULT_PARALLELISM`  | number of task slots (`flint://`: `total_executor_cores`, else 2) |
 //! | `memory_limit_bytes`      | `FLINT_MEMORY_LIMIT`         | 512 MiB (shuffle, aggregation, sort buffers; spill past it) |
 //! | `storage_memory_bytes`    | `FLINT_STORAGE_MEMORY`       | 1 GiB (cached partitions)      |
 //! | `local_dir`               | `FLINT_LOCAL_DIR`            | the system temp directory      |
@@ -49,19 +49,42 @@ pub enum Master {
         /// Task slots per executor.
         cores: usize,
     },
+    /// `flint://HOST:PORT`: a standalone cluster's master, which starts this application's
+    /// executors on its workers (`flint-master`, `flint-worker`, `flint-submit`).
+    Standalone {
+        /// The master's host name or address.
+        host: String,
+        /// The master's port.
+        port: u16,
+    },
 }
 
 impl Master {
-    /// Parses a master URL: `local`, `local[N]`, `local[*]` or `local-cluster[E,C]`.
+    /// Parses a master URL: `local`, `local[N]`, `local[*]`, `local-cluster[E,C]` or
+    /// `flint://HOST:PORT`.
     pub fn parse(url: &str) -> Result<Master> {
         let bad = || {
             EngineError::invalid(
                 "master",
                 url,
-                "expected local, local[N], local[*] or local-cluster[EXECUTORS,CORES]",
+                "expected local, local[N], local[*], local-cluster[EXECUTORS,CORES] or flint://HOST:PORT",
             )
         };
         let url = url.trim();
+        if let Some(address) = url.strip_prefix("flint://") {
+            let bad_address =
+                || EngineError::invalid("master", url, "expected flint://HOST:PORT, e.g. flint://127.0.0.1:7077");
+            let (host, port) = address.rsplit_once(':').ok_or_else(bad_address)?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let port = port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad_address)?;
+            if host.is_empty() || host.contains(['/', ' ', '@']) {
+                return Err(bad_address());
+            }
+            return Ok(Master::Standalone {
+                host: host.to_string(),
+                port,
+            });
+        }
         if let Some(inner) = url.strip_prefix("local-cluster[").and_then(|s| s.strip_suffix(']')) {
             let (e, c) = inner.split_once(',').ok_or_else(bad)?;
             let count = |s: &str| s.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(bad);
@@ -85,11 +108,23 @@ impl Master {
         Ok(Master::Local { threads })
     }
 
-    /// Task slots this master offers.
+    /// Task slots this master offers; a standalone cluster's are not known in advance (2, as
+    /// Spark's minimum default parallelism).
     pub fn slots(&self) -> usize {
         match self {
             Master::Local { threads } => *threads,
             Master::LocalCluster { executors, cores } => executors * cores,
+            Master::Standalone { .. } => 2,
+        }
+    }
+
+    /// The URL this master was parsed from, normalised.
+    pub fn url(&self) -> String {
+        match self {
+            Master::Local { threads } => format!("local[{threads}]"),
+            Master::LocalCluster { executors, cores } => format!("local-cluster[{executors},{cores}]"),
+            Master::Standalone { host, port } if host.contains(':') => format!("flint://[{host}]:{port}"),
+            Master::Standalone { host, port } => format!("flint://{host}:{port}"),
         }
     }
 }
@@ -145,7 +180,7 @@ pub struct ConfigBuilder {
 }
 
 impl ConfigBuilder {
-    /// Master URL (`local`, `local[N]`, `local[*]`).
+    /// Master URL (`local`, `local[N]`, `local[*]`, `local-cluster[E,C]`, `flint://HOST:PORT`).
     pub fn master(mut self, url: impl Into<String>) -> Self {
         self.master = Some(url.into());
         self
@@ -243,6 +278,7 @@ impl ConfigBuilder {
             .or_else(|| env("FLINT_MASTER"))
             .unwrap_or_else(|| "local[*]".into());
         let master = Master::parse(&master_url)?;
+        let cluster = crate::cluster::ClusterSettings::resolve(&self.cluster, &env)?;
         let from_env = |var: &str, key: &str, parse: fn(&str, &str) -> Result<u64>| -> Result<Option<u64>> {
             env(var).map(|v| parse(key, &v)).transpose()
         };
@@ -252,7 +288,10 @@ impl ConfigBuilder {
                 parse_count(k, v).map(|n| n as u64)
             })?
             .map(|n| n as usize)
-            .unwrap_or(master.slots()),
+            .unwrap_or(match (&master, cluster.total_executor_cores) {
+                (Master::Standalone { .. }, Some(cores)) => cores,
+                _ => master.slots(),
+            }),
         };
         if default_parallelism == 0 {
             return Err(EngineError::invalid("default_parallelism", 0, "must be at least 1"));
@@ -329,7 +368,7 @@ impl ConfigBuilder {
                 .checkpoint_dir
                 .or_else(|| env("FLINT_CHECKPOINT_DIR").map(PathBuf::from)),
             show_progress,
-            cluster: crate::cluster::ClusterSettings::resolve(&self.cluster, &env)?,
+            cluster,
             ship_tasks,
         })
     }
@@ -388,6 +427,29 @@ mod tests {
             assert!(Master::parse(bad).is_err(), "{bad}");
         }
         assert!(Master::parse("local[*]").unwrap().slots() >= 1);
+        assert_eq!(
+            Master::parse("flint://127.0.0.1:7077").unwrap(),
+            Master::Standalone {
+                host: "127.0.0.1".into(),
+                port: 7077
+            }
+        );
+        assert_eq!(
+            Master::parse("flint://master:7077").unwrap().url(),
+            "flint://master:7077"
+        );
+        assert_eq!(Master::parse("flint://[::1]:7077").unwrap().url(), "flint://[::1]:7077");
+        for bad in [
+            "flint://",
+            "flint://host",
+            "flint://host:0",
+            "flint://host:99999",
+            "flint://:7077",
+            "flint://a/b:1",
+        ] {
+            let e = Master::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(bad) && e.contains("flint://HOST:PORT"), "{e}");
+        }
         for bad in ["local[0]", "local[x]", "yarn", "local[2"] {
             let e = Master::parse(bad).unwrap_err().to_string();
             assert!(e.contains(bad), "{e}");

@@ -147,8 +147,8 @@ fn start_cluster(
 ) -> Result<(Scheduler, Arc<ClusterBackend>)> {
     let launcher = crate::cluster::launcher().ok_or_else(|| {
         EngineError::Cluster(
-            "a local-cluster master starts executor processes of this program: call flint::init() \
-             first thing in main"
+            "local-cluster and flint:// masters start executor processes of this program: call \
+             flint::init() first thing in main"
                 .into(),
         )
     })?;
@@ -253,6 +253,12 @@ impl Context {
             Master::LocalCluster { executors, .. } => {
                 let (scheduler, backend) =
                     start_cluster(&config, local_dir.path(), &env, limits, executors, ship.clone())?;
+                (scheduler, Some(backend))
+            }
+            // As Spark standalone: executors arrive when the master finds room for them; tasks
+            // wait for them (with a warning past `starvation_timeout`).
+            Master::Standalone { .. } => {
+                let (scheduler, backend) = start_cluster(&config, local_dir.path(), &env, limits, 0, ship.clone())?;
                 (scheduler, Some(backend))
             }
         };

@@ -6,10 +6,11 @@ use flint::{Context, Result};
 /// `--master` and `--json`, common to all examples.
 #[derive(Args, Debug, Clone)]
 pub struct Common {
-    /// Where to run: `local`, `local[N]`, `local[*]`, or `local-cluster[E,C]` (E executor
-    /// processes with C cores each).
-    #[arg(long, default_value = "local[*]")]
-    pub master: String,
+    /// Where to run: `local`, `local[N]`, `local[*]`, `local-cluster[E,C]` (E executor
+    /// processes with C cores each) or `flint://HOST:PORT` (a standalone cluster); default
+    /// `FLINT_MASTER` (set by `flint-submit`), else `local[*]`.
+    #[arg(long)]
+    pub master: Option<String>,
     /// Print one JSON object with the results on stdout (last line).
     #[arg(long)]
     pub json: bool,
@@ -18,10 +19,12 @@ pub struct Common {
 impl Common {
     /// A context for this example.
     pub fn context(&self, app_name: &str) -> Result<Context> {
-        Context::builder()
-            .master(self.master.as_str())
-            .app_name(app_name)
-            .build()
+        let builder = Context::builder().app_name(app_name);
+        match &self.master {
+            Some(master) => builder.master(master.as_str()),
+            None => builder,
+        }
+        .build()
     }
 }
 

@@ -38,15 +38,18 @@ pub(crate) struct DriverSide {
 }
 
 impl DriverSide {
-    /// Starts the driver's service on loopback.
+    /// Starts the driver's service on `host` (an address of this machine), any free port.
     pub(crate) fn start(
         runtime: &tokio::runtime::Runtime,
         handle: DriverHandle,
         secret: &str,
+        host: &str,
     ) -> std::io::Result<Arc<DriverSide>> {
-        let (address, incoming) = runtime.block_on(net::listen::<tarpc::ClientMessage<_>, tarpc::Response<_>>(
-            "127.0.0.1:0".parse().expect("a valid address"),
-        ))?;
+        let bind = runtime
+            .block_on(tokio::net::lookup_host((host, 0)))?
+            .next()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("no address for {host}")))?;
+        let (address, incoming) = runtime.block_on(net::listen::<tarpc::ClientMessage<_>, tarpc::Response<_>>(bind))?;
         let side = Arc::new(DriverSide {
             handle,
             hello: Hello::new(secret),

@@ -37,6 +37,11 @@ pub mod env_keys {
     pub const SECRET: &str = "FLINT_APP_SECRET";
     /// Directory for the executor's files.
     pub const LOCAL_DIR: &str = "FLINT_EXECUTOR_LOCAL_DIR";
+    /// Host (name or address) the executor listens on and advertises; default `127.0.0.1`.
+    pub const HOST: &str = "FLINT_EXECUTOR_HOST";
+    /// Process id of the standalone worker that started the executor: it exits when that
+    /// process is gone (as Spark's worker watcher), so a dead worker's executors die too.
+    pub const WORKER_PID: &str = "FLINT_EXECUTOR_WORKER_PID";
 }
 
 /// Timeout of calls between executors and to the driver.
@@ -50,6 +55,8 @@ pub struct ExecutorArgs {
     cores: usize,
     secret: String,
     local_dir: PathBuf,
+    host: String,
+    worker_pid: Option<u32>,
 }
 
 impl ExecutorArgs {
@@ -72,6 +79,11 @@ impl ExecutorArgs {
                 local_dir: PathBuf::from(
                     get(env_keys::LOCAL_DIR).unwrap_or_else(|_| std::env::temp_dir().display().to_string()),
                 ),
+                host: get(env_keys::HOST).unwrap_or_else(|_| "127.0.0.1".into()),
+                worker_pid: match std::env::var(env_keys::WORKER_PID) {
+                    Ok(pid) => Some(pid.parse().map_err(|e| format!("{}: {e}", env_keys::WORKER_PID))?),
+                    Err(_) => None,
+                },
             })
         };
         Some(parse())
@@ -124,7 +136,11 @@ async fn serve(args: ExecutorArgs, handle: tokio::runtime::Handle) -> Result<i32
         results: Mutex::new(HashMap::new()),
         exit: exit_tx,
     });
-    let listen: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
+    let listen: SocketAddr = tokio::net::lookup_host((args.host.as_str(), 0))
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("cannot resolve this executor's host {}", args.host))?;
     let (address, incoming) = net::listen(listen)
         .await
         .map_err(|e| format!("cannot listen for tasks: {e}"))?;
@@ -151,7 +167,7 @@ async fn serve(args: ExecutorArgs, handle: tokio::runtime::Handle) -> Result<i32
     let driver = DriverServiceClient::new(net::client_config(), transport).spawn();
     let info = ExecutorInfo {
         id: args.id,
-        host: "127.0.0.1".into(),
+        host: args.host.clone(),
         pid: std::process::id(),
         cores: args.cores,
         address: address.to_string(),
@@ -204,6 +220,12 @@ async fn serve(args: ExecutorArgs, handle: tokio::runtime::Handle) -> Result<i32
         tokio::select! {
             code = exit_rx.recv() => break code.unwrap_or(0),
             _ = tokio::time::sleep(interval) => {}
+        }
+        if let Some(pid) = args.worker_pid
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            tracing::warn!(executor = %args.id, worker_pid = pid, "the worker that started this executor is gone; exiting");
+            break 0;
         }
         match driver
             .heartbeat(net::deadline(interval.max(Duration::from_millis(200)) * 2), args.id)

@@ -36,7 +36,7 @@ impl ClusterLauncher for LocalClusterLauncher {
             .map_err(|e| EngineError::Cluster(format!("cannot start the driver's network runtime: {e}")))?;
         let secret = format!("{:032x}", rand::random::<u128>());
         let restarts = driver.settings().restarts_for(executors);
-        let side = DriverSide::start(&runtime, driver, &secret)
+        let side = DriverSide::start(&runtime, driver, &secret, "127.0.0.1")
             .map_err(|e| EngineError::Cluster(format!("cannot listen for executors: {e}")))?;
         let program = match &config.cluster.executor_program {
             Some(p) => p.clone(),
@@ -244,7 +244,7 @@ impl Processes {
     }
 }
 
-fn describe(status: ExitStatus) -> String {
+pub(crate) fn describe(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exited with status {code}"),
         (None, Some(9)) => "was killed by signal 9 (SIGKILL)".into(),

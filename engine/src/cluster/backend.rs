@@ -77,6 +77,10 @@ struct State {
     /// The launcher cannot start any more executors (all died, no restarts left).
     gave_up: bool,
     shut_down: bool,
+    /// Since when tasks have been waiting with no executor at all (starvation warning).
+    starved_since: Option<Instant>,
+    /// When the starvation warning was last logged.
+    starvation_warned: Option<Instant>,
 }
 
 /// Shared by the backend (scheduler side), the driver handle (transport side) and the monitor.
@@ -185,17 +189,7 @@ impl ClusterBackend {
     /// Stops giving `executor` tasks; once its running tasks are done its map outputs and
     /// cached partitions are forgotten (recomputed from lineage where needed) and it is stopped.
     pub(crate) fn decommission(&self, executor: ExecutorId) -> Result<()> {
-        {
-            let mut state = self.shared.state.lock();
-            let e = state
-                .executors
-                .get_mut(&executor)
-                .ok_or_else(|| EngineError::Cluster(format!("no live executor {executor}")))?;
-            e.draining = true;
-        }
-        tracing::info!(%executor, "decommissioning executor");
-        self.shared.retire_drained();
-        Ok(())
+        self.shared.decommission(executor)
     }
 }
 
@@ -536,6 +530,22 @@ impl Shared {
         }
     }
 
+    /// Stops giving `executor` tasks; once its running tasks are done its map outputs and
+    /// cached partitions are forgotten (recomputed from lineage where needed) and it is stopped.
+    fn decommission(&self, executor: ExecutorId) -> Result<()> {
+        {
+            let mut state = self.state.lock();
+            let e = state
+                .executors
+                .get_mut(&executor)
+                .ok_or_else(|| EngineError::Cluster(format!("no live executor {executor}")))?;
+            e.draining = true;
+        }
+        tracing::info!(%executor, "decommissioning executor");
+        self.retire_drained();
+        Ok(())
+    }
+
     /// With no executor left and none coming, pending tasks fail instead of waiting forever.
     fn fail_stranded(&self) {
         let stranded: Vec<Pending> = {
@@ -557,8 +567,36 @@ impl Shared {
         }
     }
 
+    /// As Spark's "Initial job has not accepted any resources": tasks waiting with no executor
+    /// for `starvation_timeout` log a warning, again every period, and keep waiting.
+    fn warn_if_starved(&self, now: Instant) {
+        let period = self.settings.starvation_timeout;
+        let waiting = {
+            let mut state = self.state.lock();
+            if state.pending.is_empty() || !state.executors.is_empty() {
+                state.starved_since = None;
+                return;
+            }
+            let since = *state.starved_since.get_or_insert(now);
+            let due = now.duration_since(since) >= period
+                && state.starvation_warned.is_none_or(|w| now.duration_since(w) >= period);
+            if !due {
+                return;
+            }
+            state.starvation_warned = Some(now);
+            (state.pending.len(), now.duration_since(since))
+        };
+        tracing::warn!(
+            tasks = waiting.0,
+            waited_s = waiting.1.as_secs(),
+            "initial job has not accepted any resources; check that workers are registered and have \
+             sufficient resources (cores, memory) for this application's executors"
+        );
+    }
+
     fn check(&self) {
         self.fail_stranded();
+        self.warn_if_starved(Instant::now());
         let now = Instant::now();
         let timeout = self.settings.heartbeat_timeout;
         let (silent, kills, pending) = {
@@ -662,6 +700,12 @@ impl DriverHandle {
         state.gave_up = true;
         drop(state);
         self.shared.changed.notify_all();
+    }
+
+    /// Decommissions `executor` (the cluster manager is taking its machine away): see
+    /// `Context::decommission_executor`.
+    pub fn decommission(&self, executor: ExecutorId) -> Result<()> {
+        self.shared.decommission(executor)
     }
 
     /// A heartbeat from `executor`; false means the driver does not know it (it should exit).

@@ -1,4 +1,4 @@
-//! Settings of distributed mode (`local-cluster`, later standalone clusters).
+//! Settings of distributed mode (`local-cluster[E,C]` and `flint://` standalone clusters).
 //!
 //! | key                      | environment variable            | default |
 //! |--------------------------|---------------------------------|---------|
@@ -9,6 +9,11 @@
 //! | `executor_start_timeout` | `FLINT_EXECUTOR_START_TIMEOUT`  | `60s`   |
 //! | `max_executor_restarts`  | `FLINT_MAX_EXECUTOR_RESTARTS`   | `2 × executors`, at least 3 (lost executors replaced) |
 //! | `executor_program`       | `FLINT_EXECUTOR_PROGRAM`        | this program (executors must run the same build) |
+//! | `starvation_timeout`     | `FLINT_STARVATION_TIMEOUT`      | `15s` (warn when tasks wait this long with no executor) |
+//! | `executor_cores`         | `FLINT_EXECUTOR_CORES`          | `flint://`: all free cores of a worker (task slots per executor) |
+//! | `executor_memory`        | `FLINT_EXECUTOR_MEMORY`         | `flint://`: `1g` (reserved on the worker per executor) |
+//! | `total_executor_cores`   | `FLINT_TOTAL_EXECUTOR_CORES`    | `flint://`: unlimited (cores of all executors together) |
+//! | `driver_host`            | `FLINT_DRIVER_HOST`             | `flint://`: `auto` (listen on every interface; executors use the address the master sees the driver at) |
 //!
 //! Durations take a unit: `250ms`, `2s`, `1m` (a plain number is milliseconds).
 
@@ -34,6 +39,18 @@ pub struct ClusterSettings {
     pub max_executor_restarts: Option<usize>,
     /// The executable executors run; `None` is this program. Another build is refused.
     pub executor_program: Option<std::path::PathBuf>,
+    /// Tasks waiting this long with no executor registered log a warning (again every period).
+    pub starvation_timeout: Duration,
+    /// Standalone: task slots per executor; `None` takes all free cores of a worker.
+    pub executor_cores: Option<usize>,
+    /// Standalone: memory reserved for each executor on its worker.
+    pub executor_memory_bytes: u64,
+    /// Standalone: most cores of all this application's executors together; `None` is no limit.
+    pub total_executor_cores: Option<usize>,
+    /// Standalone: the host (name or address) the driver listens on and executors connect
+    /// to; `auto` listens on every interface and advertises the address the master sees the
+    /// driver connect from. (local-cluster drivers always use loopback.)
+    pub driver_host: String,
 }
 
 /// Keys this module owns (the rest of `ConfigBuilder::set` is in `conf`).
@@ -45,6 +62,11 @@ pub(crate) const KEYS: &[&str] = &[
     "executor_start_timeout",
     "max_executor_restarts",
     "executor_program",
+    "starvation_timeout",
+    "executor_cores",
+    "executor_memory",
+    "total_executor_cores",
+    "driver_host",
 ];
 
 impl ClusterSettings {
@@ -81,6 +103,19 @@ impl ClusterSettings {
                 })
                 .transpose()?,
             executor_program: get("executor_program").map(std::path::PathBuf::from),
+            starvation_timeout: duration("starvation_timeout", Duration::from_secs(15))?,
+            executor_cores: get("executor_cores").map(|v| count("executor_cores", &v)).transpose()?,
+            executor_memory_bytes: get("executor_memory")
+                .map(|v| parse_bytes("executor_memory", &v))
+                .transpose()?
+                .unwrap_or(1 << 30),
+            total_executor_cores: get("total_executor_cores")
+                .map(|v| count("total_executor_cores", &v))
+                .transpose()?,
+            driver_host: get("driver_host")
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "auto".into()),
         };
         if settings.heartbeat_timeout <= settings.heartbeat_interval {
             return Err(EngineError::invalid(
@@ -99,6 +134,15 @@ impl ClusterSettings {
     pub fn restarts_for(&self, executors: usize) -> usize {
         self.max_executor_restarts.unwrap_or((2 * executors).max(3))
     }
+}
+
+fn count(key: &str, value: &str) -> Result<usize> {
+    value
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| EngineError::invalid(key, value, "expected a whole number of at least 1"))
 }
 
 /// Parses `250ms`, `2s`, `1m`, `1h`, or a plain number of milliseconds.
@@ -141,6 +185,18 @@ mod tests {
         let s = ClusterSettings::resolve(&[("heartbeat_timeout".into(), "3s".into())], &env).unwrap();
         assert_eq!(s.heartbeat_timeout, Duration::from_secs(3));
         assert_eq!(s.restarts_for(3), 6);
+        assert_eq!(s.driver_host, "auto");
+        assert_eq!(s.executor_memory_bytes, 1 << 30);
+        let s = ClusterSettings::resolve(
+            &[
+                ("executor_cores".into(), "2".into()),
+                ("executor_memory".into(), "512m".into()),
+            ],
+            &env,
+        )
+        .unwrap();
+        assert_eq!((s.executor_cores, s.executor_memory_bytes), (Some(2), 512 << 20));
+        assert!(ClusterSettings::resolve(&[("executor_cores".into(), "0".into())], &env).is_err());
         let bad = ClusterSettings::resolve(&[("heartbeat_timeout".into(), "500ms".into())], &env);
         assert!(bad.unwrap_err().to_string().contains("heartbeat_interval"));
     }

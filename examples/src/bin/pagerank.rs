@@ -33,11 +33,11 @@ fn main() {
     cli::run(|| {
         let tmp = std::env::temp_dir().join(format!("flint-pagerank-{}", std::process::id()));
         let dir = args.checkpoint_dir.clone().unwrap_or_else(|| tmp.clone());
-        let ctx = Context::builder()
-            .master(args.common.master.as_str())
-            .app_name("pagerank")
-            .checkpoint_dir(&dir)
-            .build()?;
+        let mut builder = Context::builder().app_name("pagerank").checkpoint_dir(&dir);
+        if let Some(master) = &args.common.master {
+            builder = builder.master(master.as_str());
+        }
+        let ctx = builder.build()?;
         let start = Instant::now();
         let ranks = pagerank::run(&ctx, &args.edges, args.iters, args.checkpoint_every)?;
         let seconds = start.elapsed().as_secs_f64();
