@@ -12,6 +12,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -124,24 +125,30 @@ fn stop(child: &mut Child, grace: Duration) {
 
 /// Output collected from a child's pipe by a thread.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<String>>);
+struct Captured(Arc<Mutex<String>>, Arc<AtomicBool>);
 
 impl Captured {
     fn from(pipe: impl Read + Send + 'static) -> Captured {
         let captured = Captured::default();
-        let sink = captured.0.clone();
+        let (sink, drained) = (captured.0.clone(), captured.1.clone());
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                 let mut s = sink.lock().expect("capture lock");
                 s.push_str(&line);
                 s.push('\n');
             }
+            drained.store(true, Ordering::SeqCst);
         });
         captured
     }
 
     fn text(&self) -> String {
         self.0.lock().expect("capture lock").clone()
+    }
+
+    /// Waits until the pipe reached its end (every line read), at most `timeout`.
+    fn wait_drained(&self, timeout: Duration) -> bool {
+        wait_until(timeout, || self.1.load(Ordering::SeqCst))
     }
 }
 
@@ -172,8 +179,9 @@ impl Submitted {
             )
             .into());
         }
-        // Let the reader threads drain the pipes.
-        std::thread::sleep(Duration::from_millis(50));
+        // Every line the process wrote, read before anyone looks at the output.
+        self.stdout.wait_drained(Duration::from_secs(5));
+        self.stderr.wait_drained(Duration::from_secs(5));
         Ok(code.expect("set when done"))
     }
 
