@@ -374,7 +374,7 @@ impl ConfigBuilder {
     }
 }
 
-fn parse_count(key: &str, value: &str) -> Result<usize> {
+pub(crate) fn parse_count(key: &str, value: &str) -> Result<usize> {
     value
         .trim()
         .parse::<usize>()

@@ -185,6 +185,17 @@ impl Submitted {
         Ok(code.expect("set when done"))
     }
 
+    /// Waits for it to exit with status 0 (else an error naming `what`, its status and the
+    /// tail of its stderr), then its last line of stdout as JSON.
+    fn json_on_success(&mut self, what: &str, timeout: Duration) -> Result<Value, Failed> {
+        let code = self.wait(timeout)?;
+        check(
+            code == 0,
+            format!("{what} exited {code}: {}", tail(&self.stderr.text(), 30)),
+        )?;
+        self.json()
+    }
+
     /// The last line of stdout, as JSON (the examples' `--json`).
     fn json(&self) -> Result<Value, Failed> {
         let out = self.stdout.text();
@@ -501,13 +512,9 @@ fn wordcount_and_kmeans_match_local_mode() -> TestResult {
     let mut submit_args = vec![KMEANS];
     submit_args.extend(args);
     submit_args.push("--json");
-    let mut km = cluster.submit(&submit_args, &[])?;
-    let code = km.wait(Duration::from_secs(120))?;
-    check(
-        code == 0,
-        format!("kmeans exited {code}: {}", tail(&km.stderr.text(), 30)),
-    )?;
-    let got = km.json()?;
+    let got = cluster
+        .submit(&submit_args, &[])?
+        .json_on_success("kmeans", Duration::from_secs(120))?;
     check(
         same_kmeans(&got, &expected),
         format!("k-means on the cluster: {got}\nlocal: {expected}"),
@@ -1080,16 +1087,8 @@ fn docker_compose_cluster() -> TestResult {
     let text = write_text(data.path())?;
     let text = text.to_str().ok_or("path")?;
     let expected = answer(run_local(WORDCOUNT, &[text], &[])?);
-    let mut wc = submit(&[WORDCOUNT, text, "--json"], &[])?;
-    let code = wc.wait(Duration::from_secs(180))?;
-    check(
-        code == 0,
-        format!("wordcount exited {code}: {}", tail(&wc.stderr.text(), 30)),
-    )?;
-    check(
-        answer(wc.json()?) == expected,
-        "wordcount on compose differs from local mode",
-    )?;
+    let got = submit(&[WORDCOUNT, text, "--json"], &[])?.json_on_success("wordcount", Duration::from_secs(180))?;
+    check(answer(got) == expected, "wordcount on compose differs from local mode")?;
     let points = write_points(data.path(), 4000, 6)?;
     let points = points.to_str().ok_or("path")?;
     let args = [points, "--k", "4", "--iters", "10", "--init", "random"];
@@ -1097,13 +1096,7 @@ fn docker_compose_cluster() -> TestResult {
     let mut submit_args = vec![KMEANS];
     submit_args.extend(args);
     submit_args.push("--json");
-    let mut km = submit(&submit_args, &[])?;
-    let code = km.wait(Duration::from_secs(180))?;
-    check(
-        code == 0,
-        format!("kmeans exited {code}: {}", tail(&km.stderr.text(), 30)),
-    )?;
-    let got = km.json()?;
+    let got = submit(&submit_args, &[])?.json_on_success("kmeans", Duration::from_secs(180))?;
     check(
         same_kmeans(&got, &expected),
         format!("k-means on compose: {got}\nlocal: {expected}"),

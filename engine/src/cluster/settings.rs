@@ -19,7 +19,7 @@
 
 use std::time::Duration;
 
-use crate::conf::parse_bytes;
+use crate::conf::{parse_bytes, parse_count};
 use crate::error::{EngineError, Result};
 
 /// Resolved distributed-mode settings.
@@ -104,13 +104,15 @@ impl ClusterSettings {
                 .transpose()?,
             executor_program: get("executor_program").map(std::path::PathBuf::from),
             starvation_timeout: duration("starvation_timeout", Duration::from_secs(15))?,
-            executor_cores: get("executor_cores").map(|v| count("executor_cores", &v)).transpose()?,
+            executor_cores: get("executor_cores")
+                .map(|v| parse_count("executor_cores", &v))
+                .transpose()?,
             executor_memory_bytes: get("executor_memory")
                 .map(|v| parse_bytes("executor_memory", &v))
                 .transpose()?
                 .unwrap_or(1 << 30),
             total_executor_cores: get("total_executor_cores")
-                .map(|v| count("total_executor_cores", &v))
+                .map(|v| parse_count("total_executor_cores", &v))
                 .transpose()?,
             driver_host: get("driver_host")
                 .map(|v| v.trim().to_string())
@@ -134,15 +136,6 @@ impl ClusterSettings {
     pub fn restarts_for(&self, executors: usize) -> usize {
         self.max_executor_restarts.unwrap_or((2 * executors).max(3))
     }
-}
-
-fn count(key: &str, value: &str) -> Result<usize> {
-    value
-        .trim()
-        .parse::<usize>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| EngineError::invalid(key, value, "expected a whole number of at least 1"))
 }
 
 /// Parses `250ms`, `2s`, `1m`, `1h`, or a plain number of milliseconds.
