@@ -105,38 +105,57 @@ fn reduce_and_sum(g: u32, lid: u32, start: u32, end: u32, kk: u32) {
     }
 }
 
+/// One workgroup's rows of the binomial (`multinomial == false`) or softmax loss: each row's
+/// loss and weight into the workgroup arrays (rows staged through workgroup memory when they
+/// fit), then the workgroup's sums. `multinomial` is the same for every invocation.
+fn loss_pass(g: u32, lx: u32, multinomial: bool) {
+    let start = g * WG;
+    let end = chunk_end(start);
+    let r = start + lx;
+    var loss = 0.0;
+    var weight = 0.0;
+    let per = tile_rows();
+    if (per == 0u) {
+        if (r < end) {
+            if (multinomial) {
+                loss = multinomial_row(r, false, r * params.cols);
+            } else {
+                loss = binomial_row(r, false, r * params.cols);
+            }
+            weight = weights[r];
+        }
+    } else {
+        for (var r0 = start; r0 < end; r0 += per) {
+            let n = min(per, end - r0);
+            stage_rows(lx, r0, n);
+            workgroupBarrier();
+            if (r >= r0 && r < r0 + n) {
+                if (multinomial) {
+                    loss = multinomial_row(r, true, (r - r0) * tile_pitch());
+                } else {
+                    loss = binomial_row(r, true, (r - r0) * tile_pitch());
+                }
+                weight = weights[r];
+            }
+            workgroupBarrier();
+        }
+    }
+    red_loss[lx] = loss;
+    red_weight[lx] = weight;
+    if (multinomial) {
+        reduce_and_sum(g, lx, start, end, params.k);
+    } else {
+        reduce_and_sum(g, lx, start, end, 1u);
+    }
+}
+
 @compute @workgroup_size(256)
 fn binomial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let g = group_index(wid, nwg);
     if (g * WG >= params.rows) {
         return;
     }
-    let start = g * WG;
-    let end = chunk_end(start);
-    let r = start + lid.x;
-    var loss = 0.0;
-    var weight = 0.0;
-    let per = tile_rows();
-    if (per == 0u) {
-        if (r < end) {
-            loss = binomial_row(r, false, r * params.cols);
-            weight = weights[r];
-        }
-    } else {
-        for (var r0 = start; r0 < end; r0 += per) {
-            let n = min(per, end - r0);
-            stage_rows(lid.x, r0, n);
-            workgroupBarrier();
-            if (r >= r0 && r < r0 + n) {
-                loss = binomial_row(r, true, (r - r0) * tile_pitch());
-                weight = weights[r];
-            }
-            workgroupBarrier();
-        }
-    }
-    red_loss[lid.x] = loss;
-    red_weight[lid.x] = weight;
-    reduce_and_sum(g, lid.x, start, end, 1u);
+    loss_pass(g, lid.x, false);
 }
 
 @compute @workgroup_size(256)
@@ -145,30 +164,5 @@ fn multinomial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     if (g * WG >= params.rows) {
         return;
     }
-    let start = g * WG;
-    let end = chunk_end(start);
-    let r = start + lid.x;
-    var loss = 0.0;
-    var weight = 0.0;
-    let per = tile_rows();
-    if (per == 0u) {
-        if (r < end) {
-            loss = multinomial_row(r, false, r * params.cols);
-            weight = weights[r];
-        }
-    } else {
-        for (var r0 = start; r0 < end; r0 += per) {
-            let n = min(per, end - r0);
-            stage_rows(lid.x, r0, n);
-            workgroupBarrier();
-            if (r >= r0 && r < r0 + n) {
-                loss = multinomial_row(r, true, (r - r0) * tile_pitch());
-                weight = weights[r];
-            }
-            workgroupBarrier();
-        }
-    }
-    red_loss[lid.x] = loss;
-    red_weight[lid.x] = weight;
-    reduce_and_sum(g, lid.x, start, end, params.k);
+    loss_pass(g, lid.x, true);
 }
