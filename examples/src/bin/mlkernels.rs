@@ -1,4 +1,4 @@
-//! `mlkernels [--device auto|cpu|gpu] [--rows R] [--cols C] [--calls N] [--json]`
+//! `mlkernels [--device auto|cpu|gpu] [--rows R] [--cols C] [--calls N] [--kernel NAME] [--json]`
 //!
 //! Times mllib's dense kernels (X·w, Xᵀ·v, fused logistic and softmax loss + gradient, a
 //! k-means pass, the weighted Gram) on one block, on the CPU (one core) or the GPU, and
@@ -21,6 +21,9 @@ struct Args {
     /// Timed calls per kernel.
     #[arg(long, default_value_t = 20)]
     calls: usize,
+    /// Only this kernel: gemv, gemv_t, logistic, softmax, kmeans or gram (default: all).
+    #[arg(long)]
+    kernel: Option<String>,
     /// One JSON object per kernel instead of a table.
     #[arg(long)]
     json: bool,
@@ -34,7 +37,7 @@ fn main() {
             Some(d) => d,
             None => Device::from_env()?,
         };
-        let timings = kernel_timings(device, args.rows, args.cols, args.calls)?;
+        let timings = kernel_timings(device, args.rows, args.cols, args.calls, args.kernel.as_deref())?;
         for t in &timings {
             if args.json {
                 println!("{}", serde_json::to_string(t)?);

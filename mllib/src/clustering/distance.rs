@@ -1,26 +1,32 @@
-//! Squared Euclidean distances of block rows to a set of centers: `‖x‖² − 2·x·c + ‖c‖²` picks
-//! each row's closest center, whose distance is then recomputed exactly (`Σ (x − c)²`), so that
-//! costs carry no cancellation error.
+//! Squared Euclidean distances of block rows to a set of centers, and each row's closest center.
 //!
-//! The dot products are a register-tiled matrix product: the centers are packed (once per
-//! iteration, when broadcast) transposed into panels of [`LANES`] centers, `panel[p·LANES + l]`
-//! = coordinate `p` of center `l`, so that [`ROWS`] rows times one panel accumulate in
-//! `ROWS × LANES` independent registers: per coordinate, one contiguous load of the panel and
-//! one broadcast per row, which the compiler vectorises across the lanes. The best center is
-//! tracked as the panels go, so no `rows × k` product is stored.
+//! The closest center is picked with `‖x‖² − 2·x·c + ‖c‖²` (a matrix product), then its distance
+//! is recomputed exactly (`Σ (x − c)²`, [`sq_dist`]), so that costs carry no cancellation error.
+//! When the runner-up is within the rounding error of that expression ([`Centers::margin`]), the
+//! tie is settled on exact distances (lowest index first, as [`closest_dense`]). So the
+//! assignment of a row is *the* closest center by [`sq_dist`], whatever kernel computed the
+//! products: the AVX2 + FMA kernel (chosen at run time where the CPU has it) and the baseline
+//! one train bit-identical models, and they assign as the fitted model predicts.
+//!
+//! Rows go by stretches that fit in the L1 cache: first the rows their bounds settle (with
+//! the next rows' cache lines requested ahead), then the others through the kernel
+//! ([`super::nearest`]) four at a time, then every row of the stretch to the caller, in order.
 
 use std::sync::Arc;
 
+#[cfg(target_arch = "x86_64")]
+use pulp::x86::V3;
 use serde::{Deserialize, Serialize};
+
+#[cfg(target_arch = "x86_64")]
+use super::nearest::Avx2;
+use super::nearest::{Baseline, GROUP, NearestKernel, ROWS};
 
 use crate::data::InstanceBlock;
 use crate::linalg::gemm::row_sq_norms;
 
-/// Centers per packed panel (vector lanes of the micro-kernel).
-const LANES: usize = 4;
-
-/// Rows sharing each load of a panel in the micro-kernel.
-const ROWS: usize = 4;
+/// Relative slack on the bounds, far above the rounding of the distances they come from.
+const SLACK: f64 = 1e-10;
 
 /// Centers stacked row-major with their squared norms: what an iteration broadcasts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,11 +39,15 @@ pub(crate) struct Centers {
     pub values: Vec<f64>,
     /// `‖c_j‖²`.
     pub norms: Vec<f64>,
-    /// The centers transposed in panels of [`LANES`] (zeros past `k`): panel `q` holds
-    /// `packed[(q·d + p)·LANES + l]` = coordinate `p` of center `q·LANES + l`.
-    packed: Vec<f64>,
-    /// `‖c_j‖²` padded to whole panels with `+∞` (a padding lane is never the closest).
-    packed_norms: Vec<f64>,
+    /// The centers in groups of [`GROUP`] (zeros past `k`): group `g` holds
+    /// `packed[(g·d + p)·GROUP + l]` = coordinate `p` of center `g·GROUP + l`.
+    pub(super) packed: Vec<f64>,
+    /// `‖c_j‖²` padded to whole groups with `+∞` (a padding lane is never the closest).
+    pub(super) packed_norms: Vec<f64>,
+    /// The largest `‖c_j‖²`.
+    norm_max: f64,
+    /// Relative rounding error allowed for `‖x‖² − 2·x·c + ‖c‖²` (see [`Centers::margin`]).
+    tolerance: f64,
 }
 
 impl Centers {
@@ -51,23 +61,27 @@ impl Centers {
         }
         let mut norms = vec![0.0; k];
         row_sq_norms(&values, k, d, &mut norms);
-        let panels = k.div_ceil(LANES);
-        let mut packed = vec![0.0; panels * d * LANES];
+        let groups = k.div_ceil(GROUP);
+        let mut packed = vec![0.0; groups * d * GROUP];
         for (j, c) in values.chunks_exact(d.max(1)).enumerate().take(k) {
-            let (q, l) = (j / LANES, j % LANES);
+            let (g, l) = (j / GROUP, j % GROUP);
             for (p, x) in c.iter().enumerate() {
-                packed[(q * d + p) * LANES + l] = *x;
+                packed[(g * d + p) * GROUP + l] = *x;
             }
         }
-        let mut packed_norms = vec![f64::INFINITY; panels * LANES];
+        let mut packed_norms = vec![f64::INFINITY; groups * GROUP];
         packed_norms[..k].copy_from_slice(&norms);
         Centers {
             k,
             d,
+            norm_max: norms.iter().fold(0.0f64, |a, &b| a.max(b)),
             values,
             norms,
             packed,
             packed_norms,
+            // `SLACK` covers dimensions up to ~10⁵; past that, the textbook bound of a
+            // `d`-term dot product (with headroom).
+            tolerance: SLACK.max(8.0 * (d as f64 + 2.0) * f64::EPSILON),
         }
     }
 
@@ -75,6 +89,13 @@ impl Centers {
     #[inline]
     pub fn row(&self, j: usize) -> &[f64] {
         &self.values[j * self.d..(j + 1) * self.d]
+    }
+
+    /// Bound on the rounding error of a difference of two values of `‖x‖² − 2·x·c + ‖c‖²` for a
+    /// row of squared norm `xn` (and of their error against [`sq_dist`]).
+    #[inline]
+    fn margin(&self, xn: f64) -> f64 {
+        self.tolerance * (xn + self.norm_max)
     }
 }
 
@@ -105,7 +126,8 @@ impl NormedBlock {
 }
 
 /// `Σ (a − b)²`, in four interleaved partial sums (independent add chains the compiler
-/// vectorises) as [`crate::linalg::kernels::dot`].
+/// vectorises) as [`crate::linalg::kernels::dot`]. Never fused (no FMA): the same bits on
+/// every CPU.
 #[inline]
 pub(crate) fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
     debug_assert_eq!(a.len(), b.len());
@@ -126,155 +148,192 @@ pub(crate) fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
     (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
-/// The closest center to each of `R` rows (`xs`, with squared norms `xn`) as (index,
-/// `‖x‖² − 2·x·c + ‖c‖²`, the same for the second closest center): the micro-kernel, one pass
-/// over the packed panels.
-#[inline(always)]
-fn closest_rows<const R: usize>(xs: [&[f64]; R], xn: [f64; R], centers: &Centers) -> [(usize, f64, f64); R] {
-    let d = centers.d;
-    let mut best = [(0usize, f64::INFINITY, f64::INFINITY); R];
-    if d == 0 {
-        return best;
-    }
-    for (q, (panel, cn)) in centers
-        .packed
-        .chunks_exact(d * LANES)
-        .zip(centers.packed_norms.chunks_exact(LANES))
-        .enumerate()
-    {
-        let mut acc = [[0.0f64; LANES]; R];
-        for (p, cv) in panel.chunks_exact(LANES).enumerate() {
-            for (a, x) in acc.iter_mut().zip(&xs) {
-                let xp = x[p];
-                for (al, cl) in a.iter_mut().zip(cv) {
-                    *al += xp * cl;
-                }
-            }
-        }
-        for ((b, a), xn) in best.iter_mut().zip(&acc).zip(xn) {
-            for (l, (dot, cn)) in a.iter().zip(cn).enumerate() {
-                let dist = xn - 2.0 * dot + cn;
-                // Branch-free: the second best is the least of the others.
-                let better = dist < b.1;
-                b.2 = b.2.min(if better { b.1 } else { dist });
-                if better {
-                    b.0 = q * LANES + l;
-                    b.1 = dist;
-                }
-            }
-        }
-    }
-    best
-}
-
-/// For every row of `nb`: calls `visit(row, closest center, squared distance to it)`.
-/// Does nothing when there are no centers.
-pub(crate) fn for_each_closest(nb: &NormedBlock, centers: &Centers, mut visit: impl FnMut(usize, usize, f64)) {
-    let (b, k, d) = (&nb.block, centers.k, centers.d);
-    if k == 0 {
-        return;
-    }
-    debug_assert_eq!(b.cols, d);
-    let full = b.rows / ROWS * ROWS;
-    let mut r = 0;
-    while r < full {
-        let xs: [&[f64]; ROWS] = std::array::from_fn(|i| b.row(r + i));
-        let xn: [f64; ROWS] = std::array::from_fn(|i| nb.norms[r + i]);
-        let best = closest_rows(xs, xn, centers);
-        for (i, (j, _, _)) in best.into_iter().enumerate() {
-            visit(r + i, j, sq_dist(xs[i], centers.row(j)));
-        }
-        r += ROWS;
-    }
-    for r in full..b.rows {
-        let x = b.row(r);
-        let [(j, _, _)] = closest_rows([x], [nb.norms[r]], centers);
-        visit(r, j, sq_dist(x, centers.row(j)));
-    }
-}
-
 /// What one row's last assignment proved (Hamerly's bounds, kept between Lloyd iterations
-/// next to each cached block): its center, an upper bound on the (Euclidean, not squared)
-/// distance to that center and a lower bound on the distance to every other center, both
-/// valid for the centers of the pass that computed them.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// by [`super::bounds`]): its center, an upper bound on the (Euclidean, not squared) distance
+/// to that center and a lower bound on the distance to every other center, both valid for the
+/// centers of the pass that computed them.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Bounds {
     /// Closest center per row.
     pub assign: Vec<u32>,
-    /// Exact `Σ (x − c)²` to it (the row's cost).
-    pub dist2: Vec<f64>,
     /// Upper bound on `‖x − c_assign‖`.
     pub upper: Vec<f64>,
     /// Lower bound on `‖x − c_j‖` for every other `j`.
     pub lower: Vec<f64>,
 }
 
-/// Relative slack on the bounds, far above the rounding of the distances they come from.
-const SLACK: f64 = 1e-10;
-
-/// Assigns every row of `nb` to its closest center, as [`for_each_closest`], reusing `old` (the
-/// bounds of the previous pass, `None` on the first) after the centers moved by `drift[j]`
-/// (Euclidean) since: a row whose distance to its center stays below the lower bound on every
-/// other keeps it, and only its exact distance is recomputed; the others go through the full
-/// kernel. The assignments are those of the full computation (the bounds carry a relative
-/// slack of [`SLACK`] plus the cancellation error of `‖x‖² − 2·x·c + ‖c‖²`).
-pub(crate) fn assign_bounded(nb: &NormedBlock, centers: &Centers, old: Option<&Bounds>, drift: &[f64]) -> Bounds {
-    let (b, rows) = (&nb.block, nb.block.rows);
-    let mut out = Bounds {
-        assign: vec![0; rows],
-        dist2: vec![0.0; rows],
-        upper: vec![0.0; rows],
-        lower: vec![0.0; rows],
-    };
-    if centers.k == 0 {
-        return out;
+impl Bounds {
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.assign.capacity() * 4 + (self.upper.capacity() + self.lower.capacity()) * 8
     }
-    let max_drift = drift.iter().fold(0.0f64, |a, &b| a.max(b));
-    let cn_max = centers.norms.iter().fold(0.0f64, |a, &b| a.max(b));
-    let mut pending = Vec::new();
-    match old {
-        Some(old) if old.assign.len() == rows => {
-            for r in 0..rows {
+
+    #[inline]
+    fn set(&mut self, r: usize, center: usize, upper: f64, lower: f64) {
+        self.assign[r] = center as u32;
+        self.upper[r] = upper;
+        self.lower[r] = lower;
+    }
+}
+
+/// Calls `visit(row, closest center, squared distance to it)` for every row of `nb`, in row
+/// order. Does nothing when there are no centers.
+pub(crate) fn for_each_closest(nb: &NormedBlock, centers: &Centers, visit: impl FnMut(usize, usize, f64)) {
+    assign_rows(nb, centers, None, None, visit);
+}
+
+/// Assigns every row of `nb` to its closest center as [`for_each_closest`] (same `visit`,
+/// same assignments) and leaves the rows' new bounds in `bounds`, in place.
+///
+/// With `drift` (how far, Euclidean, each center moved since the pass that computed
+/// `bounds`, which must then be this block's), a row whose distance to its center stays below
+/// the lower bound on every other keeps it, and only its exact distance is recomputed; the
+/// others go through the full kernel. Without, or when `bounds` is not this block's, every row
+/// goes through the kernel (`bounds` is resized, its memory reused). Returns how many rows
+/// the bounds spared the kernel.
+pub(crate) fn assign_bounded(
+    nb: &NormedBlock,
+    centers: &Centers,
+    bounds: &mut Bounds,
+    drift: Option<&[f64]>,
+    visit: impl FnMut(usize, usize, f64),
+) -> usize {
+    let rows = nb.block.rows;
+    let drift = drift.filter(|d| d.len() == centers.k && bounds.assign.len() == rows);
+    if drift.is_none() {
+        bounds.assign.resize(rows, 0);
+        bounds.upper.resize(rows, 0.0);
+        bounds.lower.resize(rows, 0.0);
+    }
+    assign_rows(nb, centers, Some(bounds), drift, visit)
+}
+
+/// [`assign_bounded`] (or [`for_each_closest`], without bounds) with the kernel this CPU runs
+/// fastest. `drift` only comes with `bounds` holding the previous pass's.
+fn assign_rows(
+    nb: &NormedBlock,
+    centers: &Centers,
+    mut bounds: Option<&mut Bounds>,
+    drift: Option<&[f64]>,
+    mut visit: impl FnMut(usize, usize, f64),
+) -> usize {
+    if centers.k == 0 {
+        return 0;
+    }
+    if centers.d == 0 {
+        // Every center is the empty vector: all at distance 0, the first is the closest.
+        for r in 0..nb.block.rows {
+            if let Some(out) = bounds.as_deref_mut() {
+                out.set(r, 0, 0.0, 0.0);
+            }
+            visit(r, 0, 0.0);
+        }
+        return 0;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(simd) = V3::try_new() {
+        return simd.vectorize(
+            #[inline(always)]
+            || assign_with(Avx2(simd), nb, centers, bounds, drift, visit),
+        );
+    }
+    assign_with(Baseline, nb, centers, bounds, drift, visit)
+}
+
+/// Rows ahead of the one being checked against its bounds whose cache lines are requested
+/// (the check is too short for the hardware prefetcher to keep up with alone).
+const AHEAD: usize = 16;
+
+/// Rows per stretch: assigned (bounds first, then the kernel on the rest), then visited in
+/// order while they are still in the L1 cache.
+fn stretch_rows(d: usize) -> usize {
+    (16 * 1024 / (8 * d.max(1))).clamp(ROWS, 256)
+}
+
+#[inline(always)]
+fn assign_with<K: NearestKernel>(
+    kernel: K,
+    nb: &NormedBlock,
+    centers: &Centers,
+    mut bounds: Option<&mut Bounds>,
+    drift: Option<&[f64]>,
+    mut visit: impl FnMut(usize, usize, f64),
+) -> usize {
+    let (b, rows) = (&nb.block, nb.block.rows);
+    let mut spared = 0;
+    let stretch = stretch_rows(centers.d);
+    let max_drift = drift.map_or(0.0, |d| d.iter().fold(0.0f64, |a, &b| a.max(b)));
+    // Per row of the stretch: its center and exact squared distance.
+    let mut found = vec![(0usize, 0.0f64); stretch];
+    let mut pending = Vec::with_capacity(stretch);
+    let mut start = 0;
+    while start < rows {
+        let end = (start + stretch).min(rows);
+        pending.clear();
+        for r in start..end {
+            let (Some(old), Some(drift)) = (bounds.as_deref_mut(), drift) else {
+                pending.push(r);
+                continue;
+            };
+            if r + AHEAD < rows {
+                kernel.prefetch(b.row(r + AHEAD));
+            }
+            {
+                // The previous pass's bounds of row `r`, read before they are overwritten.
                 let a = old.assign[r] as usize;
                 let lower = old.lower[r] - max_drift;
                 if old.upper[r] + drift[a] < lower {
                     let d2 = sq_dist(b.row(r), centers.row(a));
                     let upper = d2.sqrt() * (1.0 + SLACK);
                     if upper < lower {
-                        out.assign[r] = a as u32;
-                        out.dist2[r] = d2;
-                        out.upper[r] = upper;
-                        out.lower[r] = lower;
+                        found[r - start] = (a, d2);
+                        old.set(r, a, upper, lower);
                         continue;
                     }
                 }
-                pending.push(r);
+            }
+            pending.push(r);
+        }
+        // Whole groups of rows: the last one padded with copies of its last row.
+        for g in pending.chunks(ROWS) {
+            if drift.is_none() {
+                // Consecutive rows: request the ones the kernel reaches next (the bounds' loop
+                // above did, when there is one).
+                for &r in g.iter().filter(|&&r| r + AHEAD < rows) {
+                    kernel.prefetch(b.row(r + AHEAD));
+                }
+            }
+            let at = |i: usize| g[i.min(g.len() - 1)];
+            let xs: [&[f64]; ROWS] = std::array::from_fn(|i| b.row(at(i)));
+            let xn: [f64; ROWS] = std::array::from_fn(|i| nb.norms[at(i)]);
+            for ((&r, x), near) in g.iter().zip(xs).zip(kernel.nearest(xs, xn, centers)) {
+                let margin = centers.margin(nb.norms[r]);
+                let (center, d2, lower) = if near.second - near.best <= margin {
+                    // A near tie: settle it on exact distances; every center is at least
+                    // `best` away.
+                    let (j, d2) = closest_dense(x, centers);
+                    (j, d2, near.best - margin)
+                } else {
+                    (near.center, sq_dist(x, centers.row(near.center)), near.second - margin)
+                };
+                found[r - start] = (center, d2);
+                if let Some(out) = bounds.as_deref_mut() {
+                    out.set(
+                        r,
+                        center,
+                        d2.sqrt() * (1.0 + SLACK),
+                        lower.max(0.0).sqrt() * (1.0 - SLACK),
+                    );
+                }
             }
         }
-        _ => pending.extend(0..rows),
-    }
-    let mut settle = |r: usize, (j, _, second): (usize, f64, f64)| {
-        let x = b.row(r);
-        let d2 = sq_dist(x, centers.row(j));
-        let margin = SLACK * (nb.norms[r] + cn_max);
-        out.assign[r] = j as u32;
-        out.dist2[r] = d2;
-        out.upper[r] = d2.sqrt() * (1.0 + SLACK);
-        out.lower[r] = (second - margin).max(0.0).sqrt() * (1.0 - SLACK);
-    };
-    let mut groups = pending.chunks_exact(ROWS);
-    for g in groups.by_ref() {
-        let xs: [&[f64]; ROWS] = std::array::from_fn(|i| b.row(g[i]));
-        let xn: [f64; ROWS] = std::array::from_fn(|i| nb.norms[g[i]]);
-        for (&r, best) in g.iter().zip(closest_rows(xs, xn, centers)) {
-            settle(r, best);
+        for (r, &(center, d2)) in (start..end).zip(&found) {
+            visit(r, center, d2);
         }
+        spared += (end - start) - pending.len();
+        start = end;
     }
-    for &r in groups.remainder() {
-        let [best] = closest_rows([b.row(r)], [nb.norms[r]], centers);
-        settle(r, best);
-    }
-    out
+    spared
 }
 
 /// The closest of `centers` to `x` (dense, same dimension) and the squared distance to it.
@@ -291,56 +350,118 @@ pub(crate) fn closest_dense(x: &[f64], centers: &Centers) -> (usize, f64) {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
     use crate::data::LabeledPoint;
 
-    #[test]
-    fn closest_centers_match_brute_force() {
-        let points: Vec<LabeledPoint> = (0..600)
+    fn block(rows: &[Vec<f64>]) -> NormedBlock {
+        let d = rows.first().map_or(0, Vec::len);
+        let points: Vec<LabeledPoint> = rows.iter().map(|x| LabeledPoint::new(0.0, x.clone())).collect();
+        NormedBlock::new(InstanceBlock::from_points(&points, d))
+    }
+
+    fn wavy(n: usize) -> NormedBlock {
+        let rows: Vec<Vec<f64>> = (0..n)
             .map(|i| {
                 let t = i as f64;
-                LabeledPoint::new(
-                    0.0,
-                    vec![(t * 0.7).sin() * 5.0, (t * 0.3).cos() * 5.0, (t * 0.01).sin()],
-                )
+                vec![(t * 0.7).sin() * 5.0, (t * 0.3).cos() * 5.0, (t * 0.01).sin()]
             })
             .collect();
-        let nb = NormedBlock::new(InstanceBlock::from_points(&points, 3));
+        block(&rows)
+    }
+
+    /// Every row's (center, exact squared distance) with `kernel`.
+    fn visits<K: NearestKernel>(kernel: K, nb: &NormedBlock, centers: &Centers) -> Vec<(usize, u64)> {
+        let mut seen = Vec::new();
+        assign_with(kernel, nb, centers, None, None, |r, j, d2| {
+            assert_eq!(r, seen.len(), "rows visited in order");
+            seen.push((j, d2.to_bits()));
+        });
+        seen
+    }
+
+    /// What the model predicts: the first center at the least exact distance.
+    fn brute_force(nb: &NormedBlock, centers: &Centers) -> Vec<(usize, u64)> {
+        (0..nb.block.rows)
+            .map(|r| {
+                let (j, d2) = closest_dense(nb.block.row(r), centers);
+                (j, d2.to_bits())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn closest_centers_are_those_of_exact_distances() {
+        let nb = wavy(600);
         let cs: Vec<Vec<f64>> = (0..7).map(|j| vec![j as f64 - 3.0, 3.0 - j as f64, 0.5]).collect();
         let centers = Centers::new(&cs, 3);
-        let mut seen = 0;
-        for_each_closest(&nb, &centers, |r, j, dist| {
-            let (bj, bd) = closest_dense(nb.block.row(r), &centers);
-            assert_eq!(j, bj, "row {r}");
-            assert!((dist - bd).abs() <= 1e-12 * bd.max(1.0));
-            seen += 1;
-        });
-        assert_eq!(seen, 600);
+        let mut seen = Vec::new();
+        for_each_closest(&nb, &centers, |_, j, d2| seen.push((j, d2.to_bits())));
+        assert_eq!(seen, brute_force(&nb, &centers));
+    }
+
+    #[test]
+    fn both_kernels_assign_identically_for_every_group_shape() {
+        let rows: Vec<Vec<f64>> = (0..203)
+            .map(|i| (0..9).map(|p| ((i * 13 + p * 7) as f64 * 0.37).sin() * 3.0).collect())
+            .collect();
+        let nb = block(&rows);
+        // 1 to 30 centers: groups of one, two and three vectors, several groups, ragged ends.
+        for k in 1..=30 {
+            let cs: Vec<Vec<f64>> = (0..k)
+                .map(|j| (0..9).map(|p| ((j * 5 + p) as f64 * 0.91).cos() * 2.5).collect())
+                .collect();
+            let centers = Centers::new(&cs, 9);
+            let expected = brute_force(&nb, &centers);
+            assert_eq!(visits(Baseline, &nb, &centers), expected, "baseline, k = {k}");
+            if let Some(simd) = V3::try_new() {
+                assert_eq!(visits(Avx2(simd), &nb, &centers), expected, "avx2, k = {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn ties_go_to_the_first_center_at_the_least_exact_distance() {
+        // Rows on the plane x = 0 are equidistant from centers 1 and 2 (mirror images), and
+        // center 3 duplicates center 0.
+        let rows: Vec<Vec<f64>> = (0..41).map(|i| vec![0.0, i as f64 * 0.25 - 5.0]).collect();
+        let nb = block(&rows);
+        let cs = vec![vec![9.0, 9.0], vec![-1.0, 0.5], vec![1.0, 0.5], vec![9.0, 9.0]];
+        let centers = Centers::new(&cs, 2);
+        let mut seen = Vec::new();
+        for_each_closest(&nb, &centers, |_, j, _| seen.push(j));
+        assert!(seen.iter().all(|&j| j == 1), "{seen:?}");
+        let far: Vec<Vec<f64>> = (0..5).map(|i| vec![9.0 + i as f64 * 1e-3, 9.0]).collect();
+        seen.clear();
+        for_each_closest(&block(&far), &centers, |_, j, _| seen.push(j));
+        assert_eq!(seen, vec![0; 5]);
     }
 
     #[test]
     fn bounded_assignments_match_the_full_computation_as_centers_move() {
-        let points: Vec<LabeledPoint> = (0..601)
-            .map(|i| {
-                let t = i as f64;
-                LabeledPoint::new(
-                    0.0,
-                    vec![(t * 0.7).sin() * 5.0, (t * 0.3).cos() * 5.0, (t * 0.01).sin()],
-                )
-            })
-            .collect();
-        let nb = NormedBlock::new(InstanceBlock::from_points(&points, 3));
+        let nb = wavy(601);
         let mut cs: Vec<Vec<f64>> = (0..7).map(|j| vec![j as f64 - 3.0, 3.0 - j as f64, 0.5]).collect();
-        let mut old: Option<Bounds> = None;
+        let mut bounds = Bounds::default();
         let mut drift = vec![0.0; cs.len()];
+        let mut pruned = 0;
         for step in 0..12 {
             let centers = Centers::new(&cs, 3);
-            let got = assign_bounded(&nb, &centers, old.as_ref(), &drift);
-            for_each_closest(&nb, &centers, |r, j, dist| {
-                assert_eq!(got.assign[r] as usize, j, "step {step}, row {r}");
-                assert!((got.dist2[r] - dist).abs() <= 1e-12 * dist.max(1.0));
+            if step > 0 {
+                let b = &bounds;
+                pruned += (0..601)
+                    .filter(|&r| b.upper[r] + drift[b.assign[r] as usize] < b.lower[r])
+                    .count();
+            }
+            let prior = (step > 0).then_some(&drift[..]);
+            let mut seen = Vec::new();
+            assign_bounded(&nb, &centers, &mut bounds, prior, |_, j, d2| {
+                seen.push((j, d2.to_bits()))
             });
-            old = Some(got);
+            assert_eq!(seen, brute_force(&nb, &centers), "step {step}");
+            for (r, &(j, _)) in seen.iter().enumerate() {
+                assert_eq!(bounds.assign[r] as usize, j, "step {step}, row {r}");
+            }
             // Move the centers a little, by different amounts.
             for (j, c) in cs.iter_mut().enumerate() {
                 let before = c.clone();
@@ -348,6 +469,32 @@ mod tests {
                 c[1] -= 0.03 * (j as f64 + 1.0) / (step as f64 + 1.0);
                 drift[j] = sq_dist(c, &before).sqrt() * (1.0 + 1e-10);
             }
+        }
+        assert!(pruned > 1000, "the bounds spared few rows: {pruned}");
+    }
+
+    proptest! {
+        #[test]
+        fn assignments_are_the_exact_nearest_centers(
+            d in 1usize..12,
+            k in 1usize..20,
+            seed in any::<u64>(),
+            rows in 1usize..40,
+        ) {
+            let mut state = seed | 1;
+            let mut next = move || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                // Coarse values make exact ties common.
+                ((state % 9) as f64 - 4.0) * 0.5
+            };
+            let xs: Vec<Vec<f64>> = (0..rows).map(|_| (0..d).map(|_| next()).collect()).collect();
+            let cs: Vec<Vec<f64>> = (0..k).map(|_| (0..d).map(|_| next()).collect()).collect();
+            let (nb, centers) = (block(&xs), Centers::new(&cs, d));
+            let mut seen = Vec::new();
+            for_each_closest(&nb, &centers, |_, j, d2| seen.push((j, d2.to_bits())));
+            prop_assert_eq!(seen, brute_force(&nb, &centers));
         }
     }
 }

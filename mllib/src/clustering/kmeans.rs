@@ -1,13 +1,13 @@
 //! The k-means estimator (Spark ML's `KMeans`): parameters, validation, and Lloyd's iterations
 //! over cached instance blocks, one job per iteration.
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use flint_engine::{Broadcast, Rdd, with};
+use flint_engine::{BoxIter, Broadcast, Rdd, with};
 use serde::{Deserialize, Serialize};
 
-use super::distance::{Bounds, Centers, NormedBlock, assign_bounded, sq_dist};
+use super::bounds::{self, BlockKey, FitId};
+use super::distance::{Centers, NormedBlock, assign_bounded, sq_dist};
 use super::init;
 use super::input::{InputInfo, scan};
 use super::model::{KMeansModel, KMeansSummary};
@@ -61,14 +61,10 @@ impl Default for KMeans {
 /// Combined per-cluster statistics of one Lloyd iteration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct LloydStats {
-    /// `k × d`: Σ w·x of the rows closest to each center.
-    sums: Vec<f64>,
-    /// Σ w per cluster.
-    weights: Vec<f64>,
-    /// Rows per cluster.
-    counts: Vec<u64>,
-    /// Σ w·d² to the closest center.
-    cost: f64,
+    /// Sums, weights, counts and cost per cluster.
+    sums: ClusterSums,
+    /// Rows whose bounds spared them the distance kernel.
+    spared: u64,
     /// Why a block could not be computed on the requested device (the first reason).
     failure: Option<String>,
 }
@@ -76,10 +72,8 @@ struct LloydStats {
 impl LloydStats {
     fn zero(k: usize, d: usize) -> Self {
         LloydStats {
-            sums: vec![0.0; k * d],
-            weights: vec![0.0; k],
-            counts: vec![0; k],
-            cost: 0.0,
+            sums: ClusterSums::zero(k, d),
+            spared: 0,
             failure: None,
         }
     }
@@ -92,48 +86,23 @@ impl LloydStats {
     }
 
     /// Adds a block's full (unbounded) pass, computed on `engine`.
-    fn add_block(self, engine: Engine, nb: &NormedBlock, centers: &Centers) -> Self {
+    fn add_block(mut self, engine: Engine, nb: &NormedBlock, centers: &Centers) -> Self {
         match engine.kmeans(nb, centers) {
-            Ok(s) => self.add_sums(&s),
+            Ok(s) => {
+                self.sums.merge(&s);
+                self
+            }
             Err(why) => self.merge(LloydStats::failed(centers.k, centers.d, why)),
         }
     }
 
-    fn add_sums(mut self, s: &ClusterSums) -> Self {
-        self.sums.iter_mut().zip(&s.sums).for_each(|(a, b)| *a += b);
-        self.weights.iter_mut().zip(&s.weights).for_each(|(a, b)| *a += b);
-        self.counts.iter_mut().zip(&s.counts).for_each(|(a, b)| *a += b);
-        self.cost += s.cost;
-        self
-    }
-
-    /// Adds a block whose rows were assigned by [`assign_bounded`].
-    fn add_assigned(mut self, nb: &NormedBlock, bounds: &Bounds) -> Self {
-        let b = &nb.block;
-        let d = b.cols;
-        for (r, (&j, &dist)) in bounds.assign.iter().zip(&bounds.dist2).enumerate() {
-            let (j, w) = (j as usize, b.weights[r]);
-            crate::linalg::kernels::axpy(w, b.row(r), &mut self.sums[j * d..(j + 1) * d]);
-            self.weights[j] += w;
-            self.counts[j] += 1;
-            self.cost += w * dist;
-        }
-        self
-    }
-
-    fn merge_ref(mut self, o: &LloydStats) -> Self {
-        self.sums.iter_mut().zip(&o.sums).for_each(|(a, b)| *a += b);
-        self.weights.iter_mut().zip(&o.weights).for_each(|(a, b)| *a += b);
-        self.counts.iter_mut().zip(&o.counts).for_each(|(a, b)| *a += b);
-        self.cost += o.cost;
+    fn merge(mut self, o: LloydStats) -> Self {
+        self.sums.merge(&o.sums);
+        self.spared += o.spared;
         if self.failure.is_none() {
-            self.failure.clone_from(&o.failure);
+            self.failure = o.failure;
         }
         self
-    }
-
-    fn merge(self, o: LloydStats) -> Self {
-        self.merge_ref(&o)
     }
 }
 
@@ -161,93 +130,79 @@ fn lloyd_pass(blocks: &Rdd<NormedBlock>, centers: &[Vec<f64>], d: usize, device:
     }
 }
 
-/// Passes whose bounds derive from one another before they restart from scratch (one exact
-/// pass): bounds the lineage depth of the cached bounds.
-const BOUNDS_LINEAGE_PASSES: usize = 8;
+/// State of a pass's tasks: the centers and their drift since the previous pass, which fit
+/// and pass this is (for the bounds kept between passes), and the device.
+type PassState = (Broadcast<(Centers, Vec<f64>)>, FitId, usize, Device);
 
-/// Most numbers (`k × d`) of per-block statistics cached with a block's bounds.
-const FUSED_STATS_MAX: usize = 1 << 16;
-
-/// What a pass keeps per block for the next one: its rows' bounds and, when small, the block's
-/// statistics.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Pass {
-    bounds: Arc<Bounds>,
-    stats: Option<Arc<LloydStats>>,
-}
-
-/// State of a bounded pass's tasks: the centers, their drift since the previous pass, whether
-/// to keep per-block statistics, and the device.
-type PassState = (Broadcast<(Centers, Vec<f64>)>, bool, Device);
-
-/// One pass that reuses the previous pass's bounds (`prev`, one per block, for centers that
-/// have moved by `drift` since): the new bounds, cached (the caller unpersists them), and the
-/// statistics. The bounds are cached apart from the blocks (zipped with them), so that caching
-/// them costs only their own size.
+/// Lloyd pass number `pass` of fit `fit`: every row assigned to the closest of `centers`
+/// (which moved by `drift` since the previous pass), the statistics combined.
 ///
-/// A block that `device` sends to a GPU takes the plain full pass there (no bounds: the GPU
-/// computes every distance faster than the CPU checks the bounds); its statistics are kept
-/// with an empty `Bounds`, so that a later pass on the CPU starts that block afresh.
+/// On the CPU, a block starts from the bounds the previous pass left in this process
+/// ([`bounds`]; Hamerly's algorithm), so that rows far from any other center skip the distance
+/// computations, and leaves its new ones. A block that `device` sends to a GPU takes the plain
+/// full pass there (the GPU computes every distance faster than the CPU checks the bounds).
 fn bounded_pass(
     blocks: &Rdd<NormedBlock>,
-    prev: &Rdd<Pass>,
     centers: &[Vec<f64>],
     drift: &[f64],
+    (fit, pass): (FitId, usize),
     d: usize,
     device: Device,
-) -> Result<(Rdd<Pass>, LloydStats)> {
+) -> Result<LloydStats> {
     let bc = blocks.context().broadcast((Centers::new(centers, d), drift.to_vec()));
-    // With few centers, each block's statistics are summed while its rows are still in cache
-    // and kept (k × d numbers) with its bounds; else the aggregation reads the block again.
-    let fuse = centers.len() * d <= FUSED_STATS_MAX;
-    let next = blocks
-        .zip(prev)
-        .map(with(
-            (bc, fuse, device),
-            |(bc, fuse, device): &PassState, (nb, old): (NormedBlock, Pass)| {
+    let stats = blocks
+        .map_partitions_with_index(with(
+            (bc, fit, pass, device),
+            |(bc, fit, pass, device): &PassState, partition: usize, it: BoxIter<NormedBlock>| {
                 let (centers, drift) = &**bc;
-                let (k, d) = (centers.k, centers.d);
-                let gpu_stats = match device.select(nb.block.rows * nb.block.cols) {
-                    Ok(engine) if engine.is_gpu() => Some(LloydStats::zero(k, d).add_block(engine, &nb, centers)),
-                    Ok(_) => None,
-                    Err(why) => Some(LloydStats::failed(k, d, why)),
-                };
-                if let Some(stats) = gpu_stats {
-                    return Pass {
-                        bounds: Arc::default(),
-                        stats: Some(Arc::new(stats)),
+                let mut acc = LloydStats::zero(centers.k, centers.d);
+                for (block, nb) in it.enumerate() {
+                    acc = match device.select(nb.block.rows * nb.block.cols) {
+                        Ok(engine) if engine.is_gpu() => acc.add_block(engine, &nb, centers),
+                        Ok(_) => {
+                            let key = BlockKey {
+                                fit: *fit,
+                                partition,
+                                block,
+                            };
+                            let (mut b, valid) = bounds::take(key, *pass);
+                            let spared = assign_bounded(
+                                &nb,
+                                centers,
+                                &mut b,
+                                valid.then_some(&drift[..]),
+                                #[inline(always)]
+                                |r, j, dist| acc.sums.add_row(&nb.block, r, j, dist),
+                            );
+                            bounds::keep(key, *pass, b);
+                            acc.spared += spared as u64;
+                            acc
+                        }
+                        Err(why) => acc.merge(LloydStats::failed(centers.k, centers.d, why)),
                     };
                 }
-                let bounds = assign_bounded(&nb, centers, Some(&old.bounds), drift);
-                let stats = fuse.then(|| Arc::new(LloydStats::zero(centers.k, centers.d).add_assigned(&nb, &bounds)));
-                Pass {
-                    bounds: Arc::new(bounds),
-                    stats,
-                }
+                std::iter::once(acc)
             },
         ))
-        .cache();
-    let stats = blocks.zip(&next).tree_aggregate(
-        LloydStats::zero(centers.len(), d),
-        |acc: LloydStats, (nb, pass): (NormedBlock, Pass)| match &pass.stats {
-            Some(s) => acc.merge_ref(s),
-            None => acc.add_assigned(&nb, &pass.bounds),
-        },
-        |a: LloydStats, b: LloydStats| a.merge(b),
-        2,
-    );
-    match stats {
-        Ok(stats) => match stats.failure {
-            Some(why) => {
-                next.unpersist();
-                Err(device_error(device, why))
-            }
-            None => Ok((next, stats)),
-        },
-        Err(e) => {
-            next.unpersist();
-            Err(e.into())
-        }
+        .tree_aggregate(
+            LloydStats::zero(centers.len(), d),
+            |a: LloydStats, b: LloydStats| a.merge(b),
+            |a: LloydStats, b: LloydStats| a.merge(b),
+            2,
+        )?;
+    match stats.failure {
+        Some(why) => Err(device_error(device, why)),
+        None => Ok(stats),
+    }
+}
+
+/// Drops the bounds of `fit` the processes running `blocks`' tasks keep (best effort: a
+/// process this misses drops them when another fit needs the room).
+fn forget_bounds(blocks: &Rdd<NormedBlock>, fit: FitId) {
+    bounds::forget(fit);
+    let cleared = blocks.foreach_partition(with(fit, |fit: &FitId, _: BoxIter<NormedBlock>| bounds::forget(*fit)));
+    if let Err(e) = cleared {
+        tracing::debug!(error = %e, "k-means: could not drop the bounds of a fit");
     }
 }
 
@@ -426,27 +381,16 @@ impl KMeans {
         let mut sizes = Vec::new();
         let mut converged = false;
         let mut iterations = 0;
-        // Each pass keeps its rows' assignment bounds cached for the next one (Hamerly), so
-        // that rows far from any other center skip the distance computations.
-        let mut state: Rdd<Pass> = blocks.map(|_: NormedBlock| Pass::default());
-        let mut cached: Option<Rdd<Pass>> = None;
+        // Each pass leaves its rows' assignment bounds in the executors for the next one
+        // (Hamerly), so that rows far from any other center skip the distance computations.
+        let fit = FitId::new();
+        #[cfg(test)]
+        tests::LAST_FIT.set(Some(fit));
         let mut drift = vec![0.0; centers.len()];
         let mut failure = None;
         while iterations < self.max_iter && !converged {
-            // Each pass's bounds derive from the previous pass's: start afresh every few passes
-            // so that the lineage a lost partition is recomputed through (and every task
-            // ships) stays short however many iterations run.
-            if iterations > 0 && iterations % BOUNDS_LINEAGE_PASSES == 0 {
-                state = blocks.map(|_: NormedBlock| Pass::default());
-            }
-            let stats = match bounded_pass(blocks, &state, &centers, &drift, d, device) {
-                Ok((next, stats)) => {
-                    if let Some(old) = cached.replace(next.clone()) {
-                        old.unpersist();
-                    }
-                    state = next;
-                    stats
-                }
+            let stats = match bounded_pass(blocks, &centers, &drift, (fit, iterations), d, device) {
+                Ok(stats) => stats,
                 Err(e) => {
                     failure = Some(e);
                     break;
@@ -454,10 +398,10 @@ impl KMeans {
             };
             converged = true;
             for (j, c) in centers.iter_mut().enumerate() {
-                let w = stats.weights[j];
+                let w = stats.sums.weights[j];
                 drift[j] = 0.0;
                 if w > 0.0 {
-                    let new: Vec<f64> = stats.sums[j * d..(j + 1) * d].iter().map(|s| s / w).collect();
+                    let new: Vec<f64> = stats.sums.sums[j * d..(j + 1) * d].iter().map(|s| s / w).collect();
                     let moved = sq_dist(&new, c);
                     if moved > tol2 {
                         converged = false;
@@ -466,14 +410,17 @@ impl KMeans {
                     *c = new;
                 }
             }
-            tracing::debug!(iteration = iterations, cost = stats.cost, "k-means iteration");
-            history.push(stats.cost);
-            sizes = stats.counts;
+            tracing::debug!(
+                iteration = iterations,
+                cost = stats.sums.cost,
+                spared = stats.spared,
+                "k-means iteration"
+            );
+            history.push(stats.sums.cost);
+            sizes = stats.sums.counts;
             iterations += 1;
         }
-        if let Some(old) = cached {
-            old.unpersist();
-        }
+        forget_bounds(blocks, fit);
         if let Some(e) = failure {
             return Err(e);
         }
@@ -481,8 +428,8 @@ impl KMeans {
             Some(c) => *c,
             None => {
                 let stats = lloyd_pass(blocks, &centers, d, device)?;
-                sizes = stats.counts;
-                stats.cost
+                sizes = stats.sums.counts;
+                stats.sums.cost
             }
         };
         tracing::info!(iterations, converged, training_cost, "k-means: trained");
@@ -499,5 +446,78 @@ impl KMeans {
                 cluster_sizes: sizes,
             },
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::sync::atomic::Ordering;
+
+    use flint_engine::Context;
+
+    use super::*;
+    use crate::clustering::bounds::{held, test_hooks};
+
+    thread_local! {
+        /// The fit id of the last fit this thread ran.
+        pub(super) static LAST_FIT: Cell<Option<FitId>> = const { Cell::new(None) };
+    }
+
+    /// Four overlapping blobs in 6 dimensions, in 2 partitions of several blocks.
+    fn blobs(ctx: &Context) -> Rdd<LabeledPoint> {
+        let mut s: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let points: Vec<LabeledPoint> = (0..6000)
+            .map(|i| {
+                let c = (i % 4) as f64 * 3.0;
+                LabeledPoint::new(0.0, (0..6).map(|p| c * (p % 2) as f64 + next() * 4.0).collect())
+            })
+            .collect();
+        ctx.parallelize(points, 2)
+    }
+
+    fn fit(data: &Rdd<LabeledPoint>) -> (KMeansModel, FitId) {
+        let model = KMeans::new()
+            .k(5)
+            .max_iter(25)
+            .tol(0.0)
+            .seed(7)
+            .init_mode(InitMode::Random)
+            .block_rows(512)
+            .device(Device::Cpu)
+            .fit(data)
+            .unwrap();
+        (model, LAST_FIT.get().expect("the fit ran on this thread"))
+    }
+
+    fn bits(m: &KMeansModel) -> (Vec<u64>, Vec<u64>) {
+        (
+            m.cluster_centers().iter().flatten().map(|x| x.to_bits()).collect(),
+            m.summary.training.loss_history.iter().map(|x| x.to_bits()).collect(),
+        )
+    }
+
+    #[test]
+    fn the_bounds_change_no_bit_of_the_model_and_are_dropped_after_the_fit() {
+        let ctx = Context::local(2).unwrap();
+        let data = blobs(&ctx).cache();
+        let used = test_hooks::USED.load(Ordering::Relaxed);
+        let (with_bounds, fit_id) = fit(&data);
+        assert!(
+            test_hooks::USED.load(Ordering::Relaxed) > used,
+            "no pass started from the previous pass's bounds"
+        );
+        assert_eq!(held(fit_id), 0, "the fit left its bounds behind");
+        test_hooks::OFF.store(true, Ordering::Relaxed);
+        let without = fit(&data).0;
+        test_hooks::OFF.store(false, Ordering::Relaxed);
+        assert_eq!(bits(&with_bounds), bits(&without));
+        assert_eq!(with_bounds.summary.training.iterations, 25);
     }
 }

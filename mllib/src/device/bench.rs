@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{Device, device_error};
+use super::{ClusterSums, Device, device_error};
 use crate::classification::loss::Shape;
-use crate::clustering::distance::{Centers, NormedBlock};
+use crate::clustering::distance::{Bounds, Centers, NormedBlock, assign_bounded};
 use crate::data::InstanceBlock;
 use crate::error::{MlError, Result};
 
@@ -16,8 +16,9 @@ use crate::error::{MlError, Result};
 #[derive(Clone, Debug, Serialize)]
 pub struct KernelTiming {
     /// `gemv` (`X·w`), `gemv_t` (`Xᵀ·v`), `logistic` (fused binomial loss and gradient),
-    /// `softmax` (fused multinomial, 4 classes), `kmeans` (one Lloyd pass, 10 centers) or
-    /// `gram` (`XᵀWX`, only for at most 64 columns).
+    /// `softmax` (fused multinomial, 4 classes), `kmeans` (one Lloyd pass, 10 centers),
+    /// `kmeans_bounded` (the same pass when the previous pass's bounds spare every row the
+    /// distance kernel; CPU only) or `gram` (`XᵀWX`, only for at most 64 columns).
     pub kernel: &'static str,
     /// Where it ran: `cpu` (one core) or the GPU adapter.
     pub device: String,
@@ -54,16 +55,37 @@ fn block(rows: usize, cols: usize) -> InstanceBlock {
     }
 }
 
-/// Times each kernel `calls` times on one `rows × cols` block on `device` (`Auto` as this
-/// process resolves it for that block).
+/// Times each kernel (or only the one named `only`) `calls` times on one `rows × cols` block on
+/// `device` (`Auto` as this process resolves it for that block).
 ///
 /// ```
 /// use flint_mllib::device::{Device, kernel_timings};
-/// let t = kernel_timings(Device::Cpu, 1_000, 8, 2).unwrap();
-/// assert_eq!(t.len(), 6); // gemv, gemv_t, logistic, softmax, kmeans, gram
+/// let t = kernel_timings(Device::Cpu, 1_000, 8, 2, None).unwrap();
+/// assert_eq!(t.len(), 7); // gemv, gemv_t, logistic, softmax, kmeans, kmeans_bounded, gram
 /// assert!(t.iter().all(|k| k.device == "cpu" && k.seconds_per_call > 0.0));
+/// let t = kernel_timings(Device::Cpu, 1_000, 8, 2, Some("kmeans")).unwrap();
+/// assert_eq!(t.len(), 1);
+/// assert!(kernel_timings(Device::Cpu, 1_000, 8, 2, Some("gemm")).is_err());
 /// ```
-pub fn kernel_timings(device: Device, rows: usize, cols: usize, calls: usize) -> Result<Vec<KernelTiming>> {
+pub fn kernel_timings(
+    device: Device,
+    rows: usize,
+    cols: usize,
+    calls: usize,
+    only: Option<&str>,
+) -> Result<Vec<KernelTiming>> {
+    const KERNELS: [&str; 7] = [
+        "gemv",
+        "gemv_t",
+        "logistic",
+        "softmax",
+        "kmeans",
+        "kmeans_bounded",
+        "gram",
+    ];
+    if let Some(name) = only.filter(|n| !KERNELS.contains(n)) {
+        return Err(MlError::param("kernel", name, format!("one of {}", KERNELS.join(", "))));
+    }
     if rows == 0 || cols == 0 || calls == 0 {
         return Err(MlError::param(
             "rows, cols, calls",
@@ -100,6 +122,9 @@ pub fn kernel_timings(device: Device, rows: usize, cols: usize, calls: usize) ->
 
     let mut out = Vec::new();
     let mut time = |kernel: &'static str, f: &mut dyn FnMut() -> Result<(), String>| -> Result<()> {
+        if only.is_some_and(|name| name != kernel) {
+            return Ok(());
+        }
         f().map_err(fail)?; // upload, pipeline compilation
         let start = Instant::now();
         for _ in 0..calls {
@@ -123,6 +148,20 @@ pub fn kernel_timings(device: Device, rows: usize, cols: usize, calls: usize) ->
     time("logistic", &mut || engine.logistic(&binomial, &coefs_b, &b).map(drop))?;
     time("softmax", &mut || engine.logistic(&softmax, &coefs_s, &b).map(drop))?;
     time("kmeans", &mut || engine.kmeans(&nb, &centers).map(drop))?;
+    if !engine.is_gpu() {
+        let (mut bounds, drift) = (Bounds::default(), vec![0.0; centers.k]);
+        let mut sums = ClusterSums::zero(centers.k, cols);
+        let mut pass = |drift: Option<&[f64]>| {
+            assign_bounded(&nb, &centers, &mut bounds, drift, |r, j, dist| {
+                sums.add_row(&nb.block, r, j, dist)
+            });
+        };
+        pass(None);
+        time("kmeans_bounded", &mut || {
+            pass(Some(&drift));
+            Ok(())
+        })?;
+    }
     if cols <= 64 {
         time("gram", &mut || engine.gram(&b, &gw, &v).map(drop))?;
     }

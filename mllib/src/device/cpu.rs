@@ -6,7 +6,7 @@ use crate::clustering::distance::{Centers, NormedBlock, for_each_closest};
 use crate::data::InstanceBlock;
 use crate::device::ClusterSums;
 use crate::linalg::dense::{gram_accumulate, packed_len};
-use crate::linalg::kernels::{axpy, gemv as gemv_kernel, gemv_t_add};
+use crate::linalg::kernels::{gemv as gemv_kernel, gemv_t_add};
 
 /// `X · w`.
 pub(super) fn gemv(block: &InstanceBlock, w: &[f64]) -> Vec<f64> {
@@ -37,15 +37,12 @@ pub(super) fn gram(block: &InstanceBlock, w: &[f64], z: &[f64]) -> (Vec<f64>, Ve
 
 /// A full (unbounded) Lloyd pass with the register-tiled distance kernel.
 pub(super) fn kmeans(nb: &NormedBlock, centers: &Centers) -> ClusterSums {
-    let d = centers.d;
-    let b = &nb.block;
-    let mut s = ClusterSums::zero(centers.k, d);
-    for_each_closest(nb, centers, |r, j, dist| {
-        let w = b.weights[r];
-        axpy(w, b.row(r), &mut s.sums[j * d..(j + 1) * d]);
-        s.weights[j] += w;
-        s.counts[j] += 1;
-        s.cost += w * dist;
-    });
+    let mut s = ClusterSums::zero(centers.k, centers.d);
+    for_each_closest(
+        nb,
+        centers,
+        #[inline(always)]
+        |r, j, dist| s.add_row(&nb.block, r, j, dist),
+    );
     s
 }

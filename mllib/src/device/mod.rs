@@ -314,6 +314,24 @@ impl ClusterSums {
             cost: 0.0,
         }
     }
+
+    /// Adds row `r` of `b`, closest to center `j` at squared distance `dist`.
+    #[inline(always)]
+    pub fn add_row(&mut self, b: &crate::data::InstanceBlock, r: usize, j: usize, dist: f64) {
+        let (d, w) = (b.cols, b.weights[r]);
+        crate::linalg::kernels::axpy(w, b.row(r), &mut self.sums[j * d..(j + 1) * d]);
+        self.weights[j] += w;
+        self.counts[j] += 1;
+        self.cost += w * dist;
+    }
+
+    /// Adds another block's sums.
+    pub fn merge(&mut self, o: &ClusterSums) {
+        self.sums.iter_mut().zip(&o.sums).for_each(|(a, b)| *a += b);
+        self.weights.iter_mut().zip(&o.weights).for_each(|(a, b)| *a += b);
+        self.counts.iter_mut().zip(&o.counts).for_each(|(a, b)| *a += b);
+        self.cost += o.cost;
+    }
 }
 
 /// Logged once per process: what `Auto` chose.

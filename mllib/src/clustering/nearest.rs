@@ -1,0 +1,254 @@
+//! The distance micro-kernels: for a few rows at a time, the two least values of
+//! `‖x‖² − 2·x·c + ‖c‖²` over the packed centers ([`super::distance::Centers`]) and the center
+//! of the least. Which kernel runs never changes an assignment (near ties are settled on exact
+//! distances by the caller), so each CPU runs the fastest it has: AVX2 with FMA where
+//! available (x86-64-v3, detected at run time through [`pulp`]), else plain loops the compiler
+//! vectorises for the baseline target.
+//!
+//! The products are register-tiled: the centers are packed (once per iteration, when
+//! broadcast) in groups of [`GROUP`] (= [`VECTORS`] vectors of [`LANES`]) centers,
+//! `packed[(g·d + p)·GROUP + l]` = coordinate `p` of center `g·GROUP + l`, so that [`ROWS`]
+//! rows times one group accumulate in `ROWS × VECTORS` vector registers: per coordinate,
+//! [`VECTORS`] contiguous loads and one broadcast per row. The best and second-best centers are
+//! tracked as the groups go, so no `rows × k` product is stored.
+
+#[cfg(target_arch = "x86_64")]
+use pulp::x86::V3;
+#[cfg(target_arch = "x86_64")]
+use pulp::{Simd, f64x4};
+
+use super::distance::Centers;
+
+/// Centers per vector (`f64` lanes of a 256-bit register).
+pub(super) const LANES: usize = 4;
+
+/// Vectors of centers in one packed group (AVX2 has 16 registers: `ROWS × VECTORS`
+/// accumulators, the group's vectors and two broadcasts; one more row and the compiler spills
+/// an accumulator, whose store and reload then lengthen its chain of additions).
+pub(super) const VECTORS: usize = 3;
+
+/// Centers per packed group.
+pub(super) const GROUP: usize = LANES * VECTORS;
+
+/// Rows sharing each load of a group in the micro-kernel.
+pub(super) const ROWS: usize = 3;
+
+/// The two smallest values of `‖x‖² − 2·x·c + ‖c‖²` over the centers seen so far for one row,
+/// and the center of the smallest.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Nearest {
+    pub center: usize,
+    pub best: f64,
+    pub second: f64,
+}
+
+impl Nearest {
+    const NONE: Nearest = Nearest {
+        center: 0,
+        best: f64::INFINITY,
+        second: f64::INFINITY,
+    };
+
+    /// Takes in the least two of other centers.
+    #[inline(always)]
+    pub fn merge(&mut self, o: Nearest) {
+        let low = if o.best < self.best { o.best } else { self.best };
+        let high = if o.best < self.best { self.best } else { o.best };
+        let second = if o.second < self.second { o.second } else { self.second };
+        self.second = if high < second { high } else { second };
+        if o.best < self.best {
+            self.center = o.center;
+        }
+        self.best = low;
+    }
+
+    /// Takes in the values of centers `first..first + dist.len()`.
+    #[inline(always)]
+    pub fn scan(&mut self, first: usize, dist: &[f64]) {
+        for (l, &v) in dist.iter().enumerate() {
+            // Branch-free (selects, not `f64::min`: no NaN here, padding lanes are +∞): the
+            // second best is the least of the others.
+            let better = v < self.best;
+            let other = if better { self.best } else { v };
+            self.second = if other < self.second { other } else { self.second };
+            if better {
+                self.center = first + l;
+                self.best = v;
+            }
+        }
+    }
+}
+
+/// Computes [`Nearest`] for [`ROWS`] rows at a time (`xs`, each of length `d`, with squared
+/// norms `xn`).
+pub(super) trait NearestKernel: Copy {
+    fn nearest(self, xs: [&[f64]; ROWS], xn: [f64; ROWS], centers: &Centers) -> [Nearest; ROWS];
+
+    /// Hints that `data` will be read soon.
+    #[inline(always)]
+    fn prefetch(self, _data: &[f64]) {}
+}
+
+/// Plain loops for the baseline target (SSE2): per group, one vector of [`LANES`] centers at
+/// a time in `ROWS × LANES` accumulators that the compiler keeps in registers.
+#[derive(Clone, Copy)]
+pub(super) struct Baseline;
+
+impl NearestKernel for Baseline {
+    #[inline(always)]
+    fn nearest(self, xs: [&[f64]; ROWS], xn: [f64; ROWS], centers: &Centers) -> [Nearest; ROWS] {
+        let d = centers.d;
+        let mut best = [Nearest::NONE; ROWS];
+        for (g, (group, cn)) in centers
+            .packed
+            .chunks_exact(d * GROUP)
+            .zip(centers.packed_norms.chunks_exact(GROUP))
+            .enumerate()
+        {
+            // Vectors holding at least one center (the rest is padding).
+            let live = (centers.k - g * GROUP).min(GROUP).div_ceil(LANES);
+            for v in 0..live {
+                let mut acc = [[0.0f64; LANES]; ROWS];
+                for (p, cp) in group.chunks_exact(GROUP).enumerate() {
+                    let cv = &cp[v * LANES..(v + 1) * LANES];
+                    for (a, x) in acc.iter_mut().zip(&xs) {
+                        let xp = x[p];
+                        for (al, cl) in a.iter_mut().zip(cv) {
+                            *al += xp * cl;
+                        }
+                    }
+                }
+                let cn = &cn[v * LANES..(v + 1) * LANES];
+                for ((b, a), xn) in best.iter_mut().zip(&acc).zip(xn) {
+                    let dist: [f64; LANES] = std::array::from_fn(|l| xn - 2.0 * a[l] + cn[l]);
+                    b.scan(g * GROUP + v * LANES, &dist);
+                }
+            }
+        }
+        best
+    }
+}
+
+/// AVX2 + FMA (x86-64-v3): the `ROWS × VECTORS` accumulators are named variables (an array
+/// of them is kept in memory by the compiler), each coordinate one fused multiply-add per
+/// accumulator.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(super) struct Avx2(pub V3);
+
+#[cfg(target_arch = "x86_64")]
+impl NearestKernel for Avx2 {
+    #[inline(always)]
+    fn prefetch(self, data: &[f64]) {
+        for line in data.chunks(8) {
+            self.0
+                .sse
+                ._mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast());
+        }
+    }
+
+    #[inline(always)]
+    fn nearest(self, xs: [&[f64]; ROWS], xn: [f64; ROWS], centers: &Centers) -> [Nearest; ROWS] {
+        const { assert!(ROWS == 3 && VECTORS == 3) };
+        let simd = self.0;
+        let d = centers.d;
+        let [x0, x1, x2] = xs.map(|x| &x[..d]);
+        let zero = simd.splat_f64x4(0.0);
+        let mut best = [Nearest::NONE; ROWS];
+        for (g, (group, cn)) in centers
+            .packed
+            .chunks_exact(d * GROUP)
+            .zip(centers.packed_norms.chunks_exact(GROUP))
+            .enumerate()
+        {
+            let (group, _) = V3::as_simd_f64s(group);
+            let (panels, _) = group.as_chunks::<VECTORS>();
+            let [mut a00, mut a01, mut a02, mut a10, mut a11, mut a12] = [zero; 6];
+            let [mut a20, mut a21, mut a22] = [zero; 3];
+            for ((&[c0, c1, c2], (&y0, &y1)), &y2) in panels.iter().zip(x0.iter().zip(x1)).zip(x2) {
+                let y = simd.splat_f64x4(y0);
+                a00 = simd.mul_add_f64x4(y, c0, a00);
+                a01 = simd.mul_add_f64x4(y, c1, a01);
+                a02 = simd.mul_add_f64x4(y, c2, a02);
+                let y = simd.splat_f64x4(y1);
+                a10 = simd.mul_add_f64x4(y, c0, a10);
+                a11 = simd.mul_add_f64x4(y, c1, a11);
+                a12 = simd.mul_add_f64x4(y, c2, a12);
+                let y = simd.splat_f64x4(y2);
+                a20 = simd.mul_add_f64x4(y, c0, a20);
+                a21 = simd.mul_add_f64x4(y, c1, a21);
+                a22 = simd.mul_add_f64x4(y, c2, a22);
+            }
+            let (cn, _) = V3::as_simd_f64s(cn);
+            let &[cn0, cn1, cn2] = cn else {
+                unreachable!("a group has {VECTORS} vectors")
+            };
+            let minus_two = simd.splat_f64x4(-2.0);
+            let accs = [[a00, a01, a02], [a10, a11, a12], [a20, a21, a22]];
+            for ((b, [a0, a1, a2]), xn) in best.iter_mut().zip(accs).zip(xn) {
+                let xn = simd.splat_f64x4(xn);
+                let dist = |a, cn| simd.mul_add_f64x4(minus_two, a, simd.add_f64x4(xn, cn));
+                b.merge(self.least_two(dist(a0, cn0), dist(a1, cn1), dist(a2, cn2), g * GROUP));
+            }
+        }
+        best
+    }
+}
+
+/// Per lane: the least value seen, the second least, and the center of the least (as `f64`).
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct LaneBest {
+    best: f64x4,
+    second: f64x4,
+    center: f64x4,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Avx2 {
+    /// The [`Nearest`] of one row among the 12 centers `first..first + 12`, whose values of
+    /// `‖x‖² − 2·x·c + ‖c‖²` are the lanes of `d0, d1, d2`: lane-wise, then across lanes
+    /// (which of equal values wins does not matter: near ties are settled exactly).
+    #[inline(always)]
+    fn least_two(self, d0: f64x4, d1: f64x4, d2: f64x4, first: usize) -> Nearest {
+        let simd = self.0;
+        let inf = simd.splat_f64x4(f64::INFINITY);
+        let lanes = |v: usize| {
+            let f = (first + v * LANES) as f64;
+            f64x4(f, f + 1.0, f + 2.0, f + 3.0)
+        };
+        let start = |d, v| LaneBest {
+            best: d,
+            second: inf,
+            center: lanes(v),
+        };
+        let lane = self.merge(self.merge(start(d0, 0), start(d1, 1)), start(d2, 2));
+        // Swap neighbours, then halves: every lane ends with the least two of all twelve.
+        let swap = |x: f64x4| pulp::cast(simd.avx._mm256_shuffle_pd::<0b0101>(pulp::cast(x), pulp::cast(x)));
+        let half = |x: f64x4| pulp::cast(simd.avx._mm256_permute2f128_pd::<0x01>(pulp::cast(x), pulp::cast(x)));
+        let across = |l: LaneBest, f: &dyn Fn(f64x4) -> f64x4| LaneBest {
+            best: f(l.best),
+            second: f(l.second),
+            center: f(l.center),
+        };
+        let lane = self.merge(lane, across(lane, &swap));
+        let lane = self.merge(lane, across(lane, &half));
+        Nearest {
+            center: lane.center.0 as usize,
+            best: lane.best.0,
+            second: lane.second.0,
+        }
+    }
+
+    /// Lane-wise union of two [`LaneBest`].
+    #[inline(always)]
+    fn merge(self, a: LaneBest, b: LaneBest) -> LaneBest {
+        let simd = self.0;
+        let less = simd.cmp_lt_f64x4(b.best, a.best);
+        LaneBest {
+            best: simd.select_f64x4(less, b.best, a.best),
+            second: simd.min_f64x4(simd.max_f64x4(a.best, b.best), simd.min_f64x4(a.second, b.second)),
+            center: simd.select_f64x4(less, b.center, a.center),
+        }
+    }
+}
