@@ -271,25 +271,13 @@ fn assign_with<K: NearestKernel>(
         let end = (start + stretch).min(rows);
         pending.clear();
         for r in start..end {
-            let (Some(old), Some(drift)) = (bounds.as_deref_mut(), drift) else {
-                pending.push(r);
-                continue;
-            };
-            if r + AHEAD < rows {
-                kernel.prefetch(b.row(r + AHEAD));
-            }
-            {
-                // The previous pass's bounds of row `r`, read before they are overwritten.
-                let a = old.assign[r] as usize;
-                let lower = old.lower[r] - max_drift;
-                if old.upper[r] + drift[a] < lower {
-                    let d2 = sq_dist(b.row(r), centers.row(a));
-                    let upper = d2.sqrt() * (1.0 + SLACK);
-                    if upper < lower {
-                        found[r - start] = (a, d2);
-                        old.set(r, a, upper, lower);
-                        continue;
-                    }
+            if let (Some(old), Some(drift)) = (bounds.as_deref_mut(), drift) {
+                if r + AHEAD < rows {
+                    kernel.prefetch(b.row(r + AHEAD));
+                }
+                if let Some(kept) = kept_by_bounds(old, r, b.row(r), centers, drift, max_drift) {
+                    found[r - start] = kept;
+                    continue;
                 }
             }
             pending.push(r);
@@ -334,6 +322,32 @@ fn assign_with<K: NearestKernel>(
         start = end;
     }
     spared
+}
+
+/// Row `r` (`x`)'s center and exact squared distance when its bounds from the previous pass
+/// (`old`, for centers that moved by `drift` since, at most `max_drift`) prove that center
+/// still the closest; its bounds are then updated in place.
+#[inline(always)]
+fn kept_by_bounds(
+    old: &mut Bounds,
+    r: usize,
+    x: &[f64],
+    centers: &Centers,
+    drift: &[f64],
+    max_drift: f64,
+) -> Option<(usize, f64)> {
+    let a = old.assign[r] as usize;
+    let lower = old.lower[r] - max_drift;
+    if old.upper[r] + drift[a] >= lower {
+        return None;
+    }
+    let d2 = sq_dist(x, centers.row(a));
+    let upper = d2.sqrt() * (1.0 + SLACK);
+    if upper >= lower {
+        return None;
+    }
+    old.set(r, a, upper, lower);
+    Some((a, d2))
 }
 
 /// The closest of `centers` to `x` (dense, same dimension) and the squared distance to it.
