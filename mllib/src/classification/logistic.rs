@@ -4,8 +4,9 @@
 //! `regParam·((1−α)/2·‖β‖₂² + α·‖β‖₁)` (`α = elasticNetParam`, intercepts never penalised),
 //! with the penalty on the coefficients of the features divided by their standard deviation
 //! when `standardization` is on (the default; features are not centred). L-BFGS minimises it
-//! when the L1 part is zero, OWL-QN otherwise; with [`Solver::Sgd`] (binomial, L2 only) Spark's
-//! mini-batch gradient descent does (module `sgd`), in the same scaled space.
+//! when the L1 part is zero, OWL-QN otherwise; with [`Solver::Sgd`] (binomial) Spark's
+//! mini-batch gradient descent does (module `sgd`), in the same scaled space, the L1 part by
+//! soft-thresholding after each step.
 //!
 //! The multinomial model is over-parameterised as Spark's: one coefficient vector and one
 //! intercept per class. Its intercepts are reported centred (mean 0 over the classes); without
@@ -78,7 +79,7 @@ pub struct LogisticRegression {
     /// [`crate::device::GPU_BLOCK_ROWS`] with [`Device::Gpu`]).
     pub block_rows: Option<usize>,
     /// The optimizer (default `Auto`): `Auto` and `LBfgs` run L-BFGS (OWL-QN with an L1
-    /// term), `Sgd` mini-batch gradient descent (binomial, `elastic_net_param = 0` only);
+    /// term), `Sgd` mini-batch gradient descent (binomial; L1 by soft-thresholding);
     /// `Normal` is for linear regression only and is rejected.
     pub solver: Solver,
     /// Initial step size of the sgd solver, `η/√i` at iteration `i` (default 1.0).
@@ -239,13 +240,6 @@ impl LogisticRegression {
                 "in (0, 1]",
             ));
         }
-        if self.solver == Solver::Sgd && self.elastic_net_param > 0.0 {
-            return Err(MlError::param(
-                "elastic_net_param",
-                self.elastic_net_param,
-                "0 with solver sgd (L2 regularization only)",
-            ));
-        }
         if !(0.0..=1.0).contains(&self.elastic_net_param) {
             return Err(MlError::param("elastic_net_param", self.elastic_net_param, "in [0, 1]"));
         }
@@ -383,7 +377,8 @@ impl LogisticRegression {
                 .num_iterations(self.max_iter)
                 .mini_batch_fraction(self.mini_batch_fraction)
                 .convergence_tol(self.tol)
-                .seed(self.seed);
+                .seed(self.seed)
+                .l1(if reg_l1 > 0.0 { l1.clone() } else { Vec::new() });
             sgd::minimize(&blocks, shape, &l2, depth, &gd, x0)
         } else if reg_l1 > 0.0 {
             OwlQn::new(l1)

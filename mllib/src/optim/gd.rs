@@ -4,8 +4,11 @@
 //! a sample of the data (fraction `mini_batch_fraction`, seed `seed + i`; an estimator draws it
 //! with `rdd.sample(false, fraction, seed)` and one `tree_aggregate`), and steps
 //! `w ← w·(1 − η_i·λ) − η_i·ḡ` with `η_i = step_size/√i` (Spark's `SquaredL2Updater` when
-//! `reg_param` λ > 0, its `SimpleUpdater` otherwise). The loss history records the sample's
-//! mean loss plus `λ/2·‖w‖²` of the weights it was computed at. It stops after `num_iterations`,
+//! `reg_param` λ > 0, its `SimpleUpdater` otherwise); with L1 weights `μ` ([`GradientDescent::l1`]),
+//! each weight then goes through the proximal step of `μ_j·|w_j|`, soft-thresholding
+//! `w_j ← sign(w_j)·max(|w_j| − η_i·μ_j, 0)` (Spark's `L1Updater`, per weight), which sets
+//! weights exactly to zero. The loss history records the sample's mean loss plus
+//! `λ/2·‖w‖² + Σ μ_j·|w_j|` of the weights it was computed at. It stops after `num_iterations`,
 //! or when `‖w_i − w_{i−1}‖ < convergence_tol · max(‖w_i‖, 1)`.
 //!
 //! The estimators' implementations draw their samples over cached [`InstanceBlock`]s with
@@ -59,6 +62,8 @@ pub struct GradientDescent {
     pub reg_param: f64,
     /// Seed of the samples; iteration `i` samples with `seed + i` (default 42, as Spark).
     pub seed: u64,
+    /// L1 penalty per weight (default empty: none; missing entries are 0).
+    pub l1: Vec<f64>,
 }
 
 impl Default for GradientDescent {
@@ -70,6 +75,7 @@ impl Default for GradientDescent {
             convergence_tol: 0.001,
             reg_param: 0.0,
             seed: 42,
+            l1: Vec::new(),
         }
     }
 }
@@ -117,6 +123,13 @@ impl GradientDescent {
         self
     }
 
+    /// Sets the L1 penalty of each weight (`μ_j·|w_j|`; 0 for an unpenalised weight such as an
+    /// intercept), applied by soft-thresholding after each step.
+    pub fn l1(mut self, weights: Vec<f64>) -> Self {
+        self.l1 = weights;
+        self
+    }
+
     fn validate(&self) -> Result<()> {
         if !(self.step_size.is_finite() && self.step_size > 0.0) {
             return Err(MlError::param("step_size", self.step_size, "finite and > 0"));
@@ -138,6 +151,9 @@ impl GradientDescent {
         if !(self.reg_param.is_finite() && self.reg_param >= 0.0) {
             return Err(MlError::param("reg_param", self.reg_param, "finite and >= 0"));
         }
+        if let Some(bad) = self.l1.iter().find(|m| !(m.is_finite() && **m >= 0.0)) {
+            return Err(MlError::param("l1", bad, "finite and >= 0 for every weight"));
+        }
         Ok(())
     }
 
@@ -158,7 +174,17 @@ impl GradientDescent {
     pub fn minimize(&self, f: &mut dyn StochasticGradient, w0: Vec<f64>) -> Result<Minimum> {
         self.validate()?;
         let mut w = w0;
-        let reg_value = |w: &[f64]| 0.5 * self.reg_param * dot(w, w);
+        if self.l1.len() > w.len() {
+            return Err(MlError::param(
+                "l1",
+                format!("{} weights", self.l1.len()),
+                format!("at most one per weight ({})", w.len()),
+            ));
+        }
+        let reg_value = |w: &[f64]| {
+            let l1: f64 = w.iter().zip(&self.l1).map(|(v, m)| m * v.abs()).sum();
+            0.5 * self.reg_param * dot(w, w) + l1
+        };
         let mut reg = reg_value(&w);
         let mut loss_history = Vec::with_capacity(self.num_iterations);
         let mut converged = false;
@@ -186,6 +212,10 @@ impl GradientDescent {
                 w.iter_mut().for_each(|v| *v *= shrink);
             }
             axpy(-eta / count, &grad_sum, &mut w);
+            for (v, m) in w.iter_mut().zip(&self.l1) {
+                let magnitude = v.abs() - eta * m;
+                *v = if magnitude > 0.0 { v.signum() * magnitude } else { 0.0 };
+            }
             reg = reg_value(&w);
             let diff: f64 = w
                 .iter()
@@ -240,5 +270,57 @@ fn sample_block(block: &InstanceBlock, fraction: f64, seed: u64, partition: usiz
         features: features.into(),
         labels: labels.into(),
         weights: weights.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `½·mean (w − t)²` over targets `t`.
+    struct Squares(Vec<f64>);
+
+    impl StochasticGradient for Squares {
+        fn sample_gradient(&mut self, w: &[f64], _: f64, _: u64) -> Result<(Vec<f64>, f64, f64)> {
+            let g = self.0.iter().map(|t| w[0] - t).sum();
+            let l = self.0.iter().map(|t| 0.5 * (w[0] - t).powi(2)).sum();
+            Ok((vec![g, 0.0], l, self.0.len() as f64))
+        }
+    }
+
+    #[test]
+    fn l1_soft_thresholds_to_the_lasso_solution_and_to_exact_zero() {
+        // Minimum of ½·mean (w − t)² + μ|w| with mean t = 2: w = 2 − μ for μ < 2, else 0.
+        let gd = |mu: f64| {
+            GradientDescent::new()
+                .convergence_tol(0.0)
+                .num_iterations(3000)
+                .l1(vec![mu])
+                .minimize(&mut Squares(vec![1.0, 2.0, 3.0]), vec![0.0, 5.0])
+                .unwrap()
+        };
+        let m = gd(0.5);
+        assert!((m.x[0] - 1.5).abs() < 1e-3, "{:?}", m.x);
+        // The second weight has no penalty and no gradient: untouched.
+        assert_eq!(m.x[1], 5.0);
+        // The history counts the penalty: mean loss + μ|w| at the last step.
+        let last = *m.loss_history.last().unwrap();
+        let expected = (0.5f64.powi(2) + 0.5f64.powi(2) + 1.5f64.powi(2)) / 6.0 + 0.5 * 1.5;
+        assert!((last - expected).abs() < 1e-2, "{last} vs {expected}");
+        assert_eq!(gd(2.5).x[0], 0.0);
+    }
+
+    #[test]
+    fn bad_l1_weights_are_named() {
+        let bad = |l1: Vec<f64>| match GradientDescent::new()
+            .l1(l1)
+            .minimize(&mut Squares(vec![1.0]), vec![0.0, 0.0])
+        {
+            Err(MlError::Param { name, .. }) => name,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(bad(vec![-1.0]), "l1");
+        assert_eq!(bad(vec![f64::NAN]), "l1");
+        assert_eq!(bad(vec![0.0, 0.0, 0.0]), "l1");
     }
 }

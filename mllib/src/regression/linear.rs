@@ -2,8 +2,9 @@
 //! `WeightedLeastSquares`, features standardised when `standardization` is on, the label
 //! always): one job accumulates the weighted Gram matrix, the driver solves; solver `l-bfgs`
 //! (`lbfgs` module): L-BFGS, or OWL-QN with an L1 term, on the same objective in Spark's
-//! standardised space, one job per evaluation; solver `sgd` (`sgd` module, L2 only): Spark's
-//! mini-batch gradient descent on that standardised objective, one job per iteration. Solver
+//! standardised space, one job per evaluation; solver `sgd` (`sgd` module): Spark's
+//! mini-batch gradient descent on that standardised objective (the L1 part by
+//! soft-thresholding), one job per iteration. Solver
 //! `auto` takes the normal equations up to [`MAX_NORMAL_FEATURES`] features and l-bfgs beyond.
 //!
 //! The objective (see [`super::wls`] for the derivation from Spark's standardised one), with
@@ -65,8 +66,9 @@ pub enum Solver {
     Normal,
     /// L-BFGS on the loss, OWL-QN when it has an L1 term (`reg_param · elastic_net_param > 0`).
     LBfgs,
-    /// Mini-batch stochastic gradient descent (Spark's `GradientDescent`), L2 only. For
-    /// [`LogisticRegression`](crate::classification::LogisticRegression) too.
+    /// Mini-batch stochastic gradient descent (Spark's `GradientDescent`; an L1 term by
+    /// soft-thresholding, as its `L1Updater`). For
+    /// [`LogisticRegression`](crate::classification::LogisticRegression) too (binomial only).
     Sgd,
 }
 
@@ -245,13 +247,6 @@ impl LinearRegression {
                 "a value in (0, 1]",
             ));
         }
-        if self.solver == Solver::Sgd && self.elastic_net_param > 0.0 {
-            return Err(MlError::param(
-                "elastic_net_param",
-                self.elastic_net_param,
-                "0 with solver sgd (L2 regularization only)",
-            ));
-        }
         Ok(())
     }
 
@@ -290,6 +285,7 @@ impl LinearRegression {
                     &SgdParams {
                         fit_intercept: self.fit_intercept,
                         reg_param: self.reg_param,
+                        elastic_net_param: self.elastic_net_param,
                         standardization: self.standardization,
                         max_iter: self.max_iter,
                         tol: self.tol,

@@ -7,7 +7,8 @@
 //! index and the block's position) and add their log-loss and gradient, combine with
 //! `tree_aggregate`. The L2 penalty (per-coordinate weights, intercept unpenalised) is added on
 //! the driver, scaled by the sample's weight so that [`GradientDescent`], which divides by it,
-//! steps along the gradient of the estimator's objective; its own `reg_param` stays 0.
+//! steps along the gradient of the estimator's objective; its own `reg_param` stays 0. The L1
+//! penalty (same per-coordinate weights as OWL-QN's) is [`GradientDescent::l1`]'s proximal step.
 
 use flint_engine::{BoxIter, Broadcast, Rdd, with};
 

@@ -3,16 +3,17 @@
 //! features `x̃_j = (x_j − c_j)/σ_j`, label `ỹ = (y − c_y)/σ_y`, coefficients `β̃_j = β_j σ_j/σ_y`,
 //!
 //! ```text
-//! F(β̃) = 1/(2W) Σ_i w_i (x̃_iᵀβ̃ − ỹ_i)²  +  λ/(2σ_y) Σ_j (β̃_j/t_j)²
+//! F(β̃) = 1/(2W) Σ_i w_i (x̃_iᵀβ̃ − ỹ_i)²  +  λ(1−α)/(2σ_y) Σ_j (β̃_j/t_j)²  +  λα/σ_y Σ_j |β̃_j|/t_j
 //! ```
 //!
-//! (L2 only; `t_j = 1` with standardization, `σ_j` without), the intercept in closed form
+//! (`t_j = 1` with standardization, `σ_j` without; the L1 part by [`GradientDescent::l1`]'s
+//! soft-thresholding), the intercept in closed form
 //! afterwards. One pass computes the moments; then each iteration is one job: broadcast
 //! `v_j = β̃_j/σ_j` and the offset, draw each block's rows with
 //! [`GradientDescent::sample_block`] (seeded from the iteration's seed, the partition index and
 //! the block's position), accumulate `Σ w r²`, `Σ w r`, `Xᵀ(w r)` and `Σ w` of the sample, combine
-//! with `tree_aggregate`. The penalty is added on the driver, scaled by the sample's weight (the
-//! optimizer divides by it); the optimizer's own `reg_param` stays 0.
+//! with `tree_aggregate`. The L2 penalty is added on the driver, scaled by the sample's weight
+//! (the optimizer divides by it); the optimizer's own `reg_param` stays 0.
 
 use flint_engine::{BoxIter, Broadcast, Rdd, with};
 
@@ -27,6 +28,7 @@ use crate::optim::{GradientDescent, StochasticGradient};
 pub(super) struct SgdParams {
     pub fit_intercept: bool,
     pub reg_param: f64,
+    pub elastic_net_param: f64,
     pub standardization: bool,
     pub max_iter: usize,
     pub tol: f64,
@@ -156,18 +158,22 @@ pub(super) fn solve(blocks: &Rdd<InstanceBlock>, cols: usize, p: &SgdParams) -> 
         vec![0.0; cols]
     };
     let center_y = if p.fit_intercept { mean_y } else { 0.0 };
+    // Per-coordinate penalty weights in standardised space (0 for constant features), as the
+    // l-bfgs solver's: the L2 part in the gradient, the L1 part by soft-thresholding.
+    let scale = |j: usize| {
+        if sigma_x[j] == 0.0 {
+            0.0
+        } else if p.standardization {
+            1.0
+        } else {
+            1.0 / sigma_x[j]
+        }
+    };
     let reg = p.reg_param / sigma_y;
     let l2: Vec<f64> = (0..cols)
-        .map(|j| {
-            if sigma_x[j] == 0.0 {
-                0.0
-            } else if p.standardization {
-                reg
-            } else {
-                reg / (sigma_x[j] * sigma_x[j])
-            }
-        })
+        .map(|j| reg * (1.0 - p.elastic_net_param) * scale(j) * scale(j))
         .collect();
+    let l1: Vec<f64> = (0..cols).map(|j| reg * p.elastic_net_param * scale(j)).collect();
     let mut f = BlockGradient {
         blocks,
         sigma_x: &sigma_x,
@@ -182,6 +188,7 @@ pub(super) fn solve(blocks: &Rdd<InstanceBlock>, cols: usize, p: &SgdParams) -> 
         .mini_batch_fraction(p.mini_batch_fraction)
         .convergence_tol(p.tol)
         .seed(p.seed)
+        .l1(if p.elastic_net_param > 0.0 { l1 } else { Vec::new() })
         .minimize(&mut f, vec![0.0; cols])?;
     let coefficients: Vec<f64> = min
         .x
