@@ -262,7 +262,7 @@ fn assign_with<K: NearestKernel>(
     let (b, rows) = (&nb.block, nb.block.rows);
     let mut spared = 0;
     let stretch = stretch_rows(centers.d);
-    let max_drift = drift.map_or(0.0, |d| d.iter().fold(0.0f64, |a, &b| a.max(b)));
+    let drifts = drift.map(Drifts::of);
     // Per row of the stretch: its center and exact squared distance.
     let mut found = vec![(0usize, 0.0f64); stretch];
     let mut pending = Vec::with_capacity(stretch);
@@ -271,11 +271,11 @@ fn assign_with<K: NearestKernel>(
         let end = (start + stretch).min(rows);
         pending.clear();
         for r in start..end {
-            if let (Some(old), Some(drift)) = (bounds.as_deref_mut(), drift) {
+            if let (Some(old), Some(drifts)) = (bounds.as_deref_mut(), &drifts) {
                 if r + AHEAD < rows {
                     kernel.prefetch(b.row(r + AHEAD));
                 }
-                if let Some(kept) = kept_by_bounds(old, r, b.row(r), centers, drift, max_drift) {
+                if let Some(kept) = kept_by_bounds(old, r, b.row(r), centers, drifts) {
                     found[r - start] = kept;
                     continue;
                 }
@@ -324,21 +324,50 @@ fn assign_with<K: NearestKernel>(
     spared
 }
 
+/// How far each center moved since the previous pass, and the two largest moves.
+struct Drifts<'a> {
+    each: &'a [f64],
+    /// The center that moved most, and how far.
+    first: (usize, f64),
+    /// The largest move of the other centers.
+    second: f64,
+}
+
+impl<'a> Drifts<'a> {
+    fn of(each: &'a [f64]) -> Self {
+        let mut d = Drifts {
+            each,
+            first: (0, 0.0),
+            second: 0.0,
+        };
+        for (j, &m) in each.iter().enumerate() {
+            if m > d.first.1 {
+                d.second = d.first.1;
+                d.first = (j, m);
+            } else if m > d.second {
+                d.second = m;
+            }
+        }
+        d
+    }
+
+    /// The largest move of the centers other than `a`: how much closer any of them can have
+    /// come to a row assigned to `a` (Hamerly's refinement: one center moving far no longer
+    /// voids every other cluster's bounds).
+    #[inline(always)]
+    fn others_than(&self, a: usize) -> f64 {
+        if a == self.first.0 { self.second } else { self.first.1 }
+    }
+}
+
 /// Row `r` (`x`)'s center and exact squared distance when its bounds from the previous pass
-/// (`old`, for centers that moved by `drift` since, at most `max_drift`) prove that center
-/// still the closest; its bounds are then updated in place.
+/// (`old`, for centers that moved by `drifts` since) prove that center still the closest; its
+/// bounds are then updated in place.
 #[inline(always)]
-fn kept_by_bounds(
-    old: &mut Bounds,
-    r: usize,
-    x: &[f64],
-    centers: &Centers,
-    drift: &[f64],
-    max_drift: f64,
-) -> Option<(usize, f64)> {
+fn kept_by_bounds(old: &mut Bounds, r: usize, x: &[f64], centers: &Centers, drifts: &Drifts) -> Option<(usize, f64)> {
     let a = old.assign[r] as usize;
-    let lower = old.lower[r] - max_drift;
-    if old.upper[r] + drift[a] >= lower {
+    let lower = old.lower[r] - drifts.others_than(a);
+    if old.upper[r] + drifts.each[a] >= lower {
         return None;
     }
     let d2 = sq_dist(x, centers.row(a));
@@ -485,6 +514,15 @@ mod tests {
             }
         }
         assert!(pruned > 1000, "the bounds spared few rows: {pruned}");
+    }
+
+    #[test]
+    fn a_row_discounts_the_largest_move_of_the_other_centers() {
+        let d = Drifts::of(&[0.1, 0.5, 0.3, 0.5]);
+        assert_eq!((d.first, d.second), ((1, 0.5), 0.5));
+        let d = Drifts::of(&[0.1, 0.5, 0.3]);
+        assert_eq!((d.others_than(1), d.others_than(0), d.others_than(2)), (0.3, 0.5, 0.5));
+        assert_eq!(Drifts::of(&[0.0]).others_than(0), 0.0);
     }
 
     proptest! {
