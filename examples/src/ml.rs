@@ -3,13 +3,32 @@
 use std::error::Error;
 use std::time::Instant;
 
-use clap::ValueEnum;
+use clap::{Args, ValueEnum};
 use flint::Context;
 use flint::ml::LabeledPoint;
 use flint::ml::data::{CsvOptions, read_csv, read_libsvm};
+use flint::ml::regression::Solver;
 use flint::prelude::Rdd;
 
 /// Input formats of the ML examples.
+/// The solver options of `logreg` and `linreg` (Spark's `solver`, and `GradientDescent`'s).
+#[derive(Args, Debug)]
+pub struct SolverArgs {
+    /// Optimizer: auto, l-bfgs or sgd (mini-batch gradient descent); linreg also normal.
+    #[arg(long, default_value = "auto", value_parser = parse_solver)]
+    pub solver: Solver,
+    /// Initial step size of sgd: η/√i at iteration i.
+    #[arg(long, default_value_t = 1.0)]
+    pub step_size: f64,
+    /// Fraction of the rows sgd samples per iteration, in (0, 1].
+    #[arg(long, default_value_t = 1.0)]
+    pub mini_batch_fraction: f64,
+}
+
+fn parse_solver(name: &str) -> Result<Solver, String> {
+    Solver::parse(name).map_err(|e| e.to_string())
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// Comma-separated numbers, one row per line.

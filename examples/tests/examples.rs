@@ -338,6 +338,89 @@ fn ml_binaries_print_the_documented_json_in_both_modes() {
 }
 
 #[test]
+fn ml_binaries_train_with_sgd_as_with_the_exact_solvers() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write_classification_csv(dir.path(), 400, 3);
+    let run = |bin: &str, args: &[&str], master: &str| -> serde_json::Value {
+        let out = Command::new(bin)
+            .args(args)
+            .args(["--json", "--master", master])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{bin} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().last().unwrap()).unwrap()
+    };
+    let numbers = |v: &serde_json::Value| -> Vec<f64> {
+        let c = v["coefficients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap());
+        c.chain([v["intercept"].as_f64().unwrap()]).collect()
+    };
+    for (bin, exact_args) in [
+        (env!("CARGO_BIN_EXE_logreg"), vec!["--reg", "0.05"]),
+        (
+            env!("CARGO_BIN_EXE_linreg"),
+            vec!["--reg", "0.05", "--solver", "normal"],
+        ),
+    ] {
+        let mut args = vec![csv.as_str()];
+        args.extend(&exact_args[..2]);
+        let sgd: Vec<&str> = args
+            .iter()
+            .copied()
+            .chain(["--solver", "sgd", "--iters", "1500", "--tol", "0"])
+            .collect();
+        let exact_all: Vec<&str> = [csv.as_str()].into_iter().chain(exact_args.iter().copied()).collect();
+        let exact = numbers(&run(bin, &exact_all, "local[2]"));
+        let local = run(bin, &sgd, "local[2]");
+        let approx = numbers(&local);
+        for (a, e) in approx.iter().zip(&exact) {
+            assert!(
+                (a - e).abs() <= 0.02 * e.abs().max(1.0),
+                "{bin}: sgd {approx:?}, exact {exact:?}"
+            );
+        }
+        let mut cluster = run(bin, &sgd, "local-cluster[2,1]");
+        let mut local = local;
+        for v in [&mut local, &mut cluster] {
+            let o = v.as_object_mut().unwrap();
+            o.remove("train_seconds");
+            o.remove("load_seconds");
+        }
+        assert_eq!(local, cluster, "{bin}: sgd in local-cluster mode differs");
+    }
+    // A mini-batch run is reproducible from its seed; a bad solver name is named.
+    let mb = [
+        "--solver",
+        "sgd",
+        "--mini-batch-fraction",
+        "0.3",
+        "--seed",
+        "5",
+        "--iters",
+        "50",
+    ];
+    let args: Vec<&str> = [csv.as_str()].into_iter().chain(mb).collect();
+    let (a, b) = (
+        run(env!("CARGO_BIN_EXE_logreg"), &args, "local[2]"),
+        run(env!("CARGO_BIN_EXE_logreg"), &args, "local[2]"),
+    );
+    assert_eq!(a["coefficients"], b["coefficients"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_linreg"))
+        .args([csv.as_str(), "--solver", "newton"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("solver"), "{out:?}");
+}
+
+#[test]
 fn ml_binaries_name_a_malformed_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.csv");

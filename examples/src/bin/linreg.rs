@@ -1,8 +1,10 @@
 //! `linreg INPUT [--format csv|libsvm] [--label-col 0] [--reg R] [--elastic-net A] [--seed S]
-//! [--master M] [--json]`
+//! [--solver auto|normal|l-bfgs|sgd] [--iters N] [--tol T] [--step-size E]
+//! [--mini-batch-fraction F] [--master M] [--json]`
 //!
 //! Linear regression with Spark ML's objective (`--reg` is regParam, `--elastic-net` is
-//! elasticNetParam, standardization on), solved on the normal equations.
+//! elasticNetParam, standardization on), solved on the normal equations unless `--solver`
+//! says otherwise.
 use std::time::Instant;
 
 use clap::Parser;
@@ -26,9 +28,17 @@ struct Args {
     /// Elastic-net mixing (Spark's elasticNetParam): 0 is ridge, 1 is lasso.
     #[arg(long, default_value_t = 0.0)]
     elastic_net: f64,
-    /// Unused by the solver (deterministic); kept for a uniform command line.
+    /// Seed of the sgd solver's samples (the other solvers are deterministic).
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Iteration limit of the l-bfgs and sgd solvers.
+    #[arg(long, default_value_t = 100)]
+    iters: usize,
+    /// Convergence tolerance of the l-bfgs and sgd solvers.
+    #[arg(long, default_value_t = 1e-6)]
+    tol: f64,
+    #[command(flatten)]
+    solver: ml::SolverArgs,
     #[command(flatten)]
     common: cli::Common,
 }
@@ -43,6 +53,12 @@ fn main() {
         let model = LinearRegression::new()
             .reg_param(args.reg)
             .elastic_net_param(args.elastic_net)
+            .solver(args.solver.solver)
+            .max_iter(args.iters)
+            .tol(args.tol)
+            .step_size(args.solver.step_size)
+            .mini_batch_fraction(args.solver.mini_batch_fraction)
+            .seed(args.seed)
             .fit(&points)?;
         let train_seconds = start.elapsed().as_secs_f64();
         let s = &model.summary;

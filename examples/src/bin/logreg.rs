@@ -1,5 +1,6 @@
 //! `logreg INPUT [--format csv|libsvm] [--label-col 0] [--iters N] [--reg R] [--elastic-net A]
-//! [--multinomial] [--tol T] [--seed S] [--device auto|cpu|gpu] [--block-rows N] [--master M] [--json]`
+//! [--multinomial] [--tol T] [--seed S] [--solver auto|l-bfgs|sgd] [--step-size E]
+//! [--mini-batch-fraction F] [--device auto|cpu|gpu] [--block-rows N] [--master M] [--json]`
 //!
 //! Logistic regression with Spark ML's objective (`--reg` is regParam, `--elastic-net` is
 //! elasticNetParam; features standardized in the penalty).
@@ -36,9 +37,11 @@ struct Args {
     /// Convergence tolerance.
     #[arg(long, default_value_t = 1e-6)]
     tol: f64,
-    /// Unused by the solver (deterministic); kept for a uniform command line.
+    /// Seed of the sgd solver's samples (l-bfgs is deterministic).
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    #[command(flatten)]
+    solver: ml::SolverArgs,
     /// Rows per instance block (default: the estimator's, 4096). A GPU wants large blocks:
     /// one dispatch and one read-back per block and iteration.
     #[arg(long)]
@@ -73,6 +76,10 @@ fn main() {
             .reg_param(args.reg)
             .elastic_net_param(args.elastic_net)
             .tol(args.tol)
+            .solver(args.solver.solver)
+            .step_size(args.solver.step_size)
+            .mini_batch_fraction(args.solver.mini_batch_fraction)
+            .seed(args.seed)
             .family(if args.multinomial {
                 Family::Multinomial
             } else {
