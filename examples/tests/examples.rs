@@ -172,27 +172,34 @@ fn a_missing_input_is_a_clear_error_and_exit_code() {
     assert!(stderr.contains("/no/such/input.txt"), "{stderr}");
 }
 
+/// Runs `bin args --json --master master`, which must succeed, and returns its last line's
+/// JSON.
+fn run_json(bin: &str, args: &[&str], master: &str) -> serde_json::Value {
+    let out = Command::new(bin)
+        .args(args)
+        .args(["--json", "--master", master])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{bin} {args:?} --master {master} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+/// `v` without its timings (they differ between runs; nothing else may).
+fn without_timings(mut v: serde_json::Value) -> serde_json::Value {
+    for key in ["seconds", "load_seconds", "train_seconds"] {
+        v.as_object_mut().unwrap().remove(key);
+    }
+    v
+}
+
 #[test]
 fn binaries_give_the_same_json_in_local_cluster_mode() {
-    let run = |bin: &str, args: &[&str], master: &str| -> serde_json::Value {
-        let out = Command::new(bin)
-            .args(args)
-            .args(["--json", "--master", master])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{bin} --master {master} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let mut v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-        // Timings differ; everything else must not.
-        for key in ["seconds", "load_seconds", "train_seconds"] {
-            v.as_object_mut().unwrap().remove(key);
-        }
-        v
-    };
+    let run = |bin: &str, args: &[&str], master: &str| without_timings(run_json(bin, args, master));
     let cases: [(&str, Vec<&str>); 4] = [
         (env!("CARGO_BIN_EXE_wordcount"), vec![SAMPLE, "--top", "5"]),
         (
@@ -248,20 +255,7 @@ fn ml_binaries_print_the_documented_json_in_both_modes() {
     let kmeans_csv = dir.path().join("features.csv");
     std::fs::write(&kmeans_csv, features).unwrap();
     let kmeans_csv = kmeans_csv.to_str().unwrap();
-    let run = |bin: &str, args: &[&str], master: &str| -> serde_json::Value {
-        let out = Command::new(bin)
-            .args(args)
-            .args(["--json", "--master", master])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{bin} {args:?} --master {master} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
-    };
+    let run = run_json;
     let cases: [(&str, Vec<&str>, &[&str]); 4] = [
         (
             env!("CARGO_BIN_EXE_logreg"),
@@ -309,17 +303,16 @@ fn ml_binaries_print_the_documented_json_in_both_modes() {
         ),
     ];
     for (bin, args, keys) in cases {
-        let mut local = run(bin, &args, "local[2]");
+        let local = run(bin, &args, "local[2]");
         for key in keys {
             assert!(local.get(*key).is_some(), "{bin}: no {key} in {local}");
         }
-        let mut cluster = run(bin, &args, "local-cluster[2,1]");
-        for v in [&mut local, &mut cluster] {
-            let o = v.as_object_mut().unwrap();
-            o.remove("train_seconds");
-            o.remove("load_seconds");
-        }
-        assert_eq!(local, cluster, "{bin}: local-cluster differs from local mode");
+        let cluster = run(bin, &args, "local-cluster[2,1]");
+        assert_eq!(
+            without_timings(local),
+            without_timings(cluster),
+            "{bin}: local-cluster differs from local mode"
+        );
     }
     let lr = run(env!("CARGO_BIN_EXE_logreg"), &[&csv, "--iters", "50"], "local[2]");
     assert!(lr["accuracy"].as_f64().unwrap() > 0.9, "{lr}");
@@ -341,19 +334,7 @@ fn ml_binaries_print_the_documented_json_in_both_modes() {
 fn ml_binaries_train_with_sgd_as_with_the_exact_solvers() {
     let dir = tempfile::tempdir().unwrap();
     let csv = write_classification_csv(dir.path(), 400, 3);
-    let run = |bin: &str, args: &[&str], master: &str| -> serde_json::Value {
-        let out = Command::new(bin)
-            .args(args)
-            .args(["--json", "--master", master])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{bin} {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().last().unwrap()).unwrap()
-    };
+    let run = run_json;
     let numbers = |v: &serde_json::Value| -> Vec<f64> {
         let c = v["coefficients"]
             .as_array()
@@ -386,14 +367,12 @@ fn ml_binaries_train_with_sgd_as_with_the_exact_solvers() {
                 "{bin}: sgd {approx:?}, exact {exact:?}"
             );
         }
-        let mut cluster = run(bin, &sgd, "local-cluster[2,1]");
-        let mut local = local;
-        for v in [&mut local, &mut cluster] {
-            let o = v.as_object_mut().unwrap();
-            o.remove("train_seconds");
-            o.remove("load_seconds");
-        }
-        assert_eq!(local, cluster, "{bin}: sgd in local-cluster mode differs");
+        let cluster = run(bin, &sgd, "local-cluster[2,1]");
+        assert_eq!(
+            without_timings(local),
+            without_timings(cluster),
+            "{bin}: sgd in local-cluster mode differs"
+        );
     }
     // A mini-batch run is reproducible from its seed; a bad solver name is named.
     let mb = [
