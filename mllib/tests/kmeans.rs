@@ -353,9 +353,9 @@ fn duplicate_rows_and_zero_iterations() {
 }
 
 /// Lloyd's iterations depend only on the current centers: 20 iterations equal 9 followed by
-/// 11 from where the 9 stopped, bit for bit. Long runs cross the points where the cached
-/// assignment bounds restart (every few passes), so this checks that restarting them, and the
-/// bounds themselves, change nothing.
+/// 11 from where the 9 stopped, bit for bit. The resumed run starts without the assignment
+/// bounds the long run carries from pass to pass, so this checks that the bounds change
+/// nothing.
 #[test]
 fn long_runs_equal_runs_resumed_from_their_centers() {
     let ctx = ctx();
