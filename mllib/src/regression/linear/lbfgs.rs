@@ -22,7 +22,7 @@
 
 use flint_engine::{Broadcast, Rdd, with};
 
-use super::moments::Moments;
+use super::moments::{Moments, Penalty, Scaling, scaling};
 use crate::data::InstanceBlock;
 use crate::error::{MlError, Result};
 use crate::linalg::kernels::{gemv, gemv_t_add};
@@ -51,6 +51,19 @@ pub(super) struct LbfgsSolution {
     pub converged: bool,
 }
 
+impl LbfgsSolution {
+    /// The model of a constant label: no coefficients, `intercept`, nothing to iterate.
+    pub(super) fn constant(cols: usize, intercept: f64) -> Self {
+        LbfgsSolution {
+            coefficients: vec![0.0; cols],
+            intercept,
+            objective_history: vec![0.0],
+            iterations: 0,
+            converged: true,
+        }
+    }
+}
+
 /// What each evaluation ships: `v_j = β̃_j/σ_j`, `offset = Σ v_j c_j − c_y/σ_y`, `1/σ_y`.
 type EvalState = Broadcast<(Vec<f64>, f64, f64)>;
 
@@ -59,61 +72,27 @@ type Sums = (Vec<f64>, f64, f64);
 
 /// Minimises the objective over the cached `blocks` of `cols` features.
 pub(super) fn solve(blocks: &Rdd<InstanceBlock>, cols: usize, p: &LbfgsParams) -> Result<LbfgsSolution> {
-    let m = Moments::of(blocks, cols)?;
-    let wsum = m.wsum;
-    let mean_y = m.y / wsum;
-    let ey2 = m.yy / wsum;
-    let var_y = (ey2 - mean_y * mean_y).max(0.0);
-    let mut sigma_y = var_y.sqrt();
-    // The same special cases as the normal equations (`wls::solve`).
-    if var_y <= 1e-14 * ey2 {
-        if p.fit_intercept || mean_y == 0.0 {
-            let intercept = if p.fit_intercept { mean_y } else { 0.0 };
-            return Ok(LbfgsSolution {
-                coefficients: vec![0.0; cols],
-                intercept,
-                objective_history: vec![0.0],
-                iterations: 0,
-                converged: true,
-            });
-        }
-        if p.reg_param > 0.0 {
-            return Err(MlError::Data(
-                "the label is constant: the model cannot be regularized when labels are standardized".into(),
-            ));
-        }
-        sigma_y = mean_y.abs();
-    }
-    let mean_x: Vec<f64> = m.x.iter().map(|s| s / wsum).collect();
-    // σ_j, or 0 for a feature of zero variance (it keeps coefficient 0).
-    let sigma_x: Vec<f64> = (0..cols)
-        .map(|j| {
-            let (ex2, mj) = (m.xx[j] / wsum, mean_x[j]);
-            let var = ex2 - mj * mj;
-            if var > 1e-14 * ex2 { var.sqrt() } else { 0.0 }
-        })
-        .collect();
-    let center_x: Vec<f64> = if p.fit_intercept {
-        mean_x.clone()
-    } else {
-        vec![0.0; cols]
+    let penalty = Penalty {
+        fit_intercept: p.fit_intercept,
+        reg_param: p.reg_param,
+        elastic_net_param: p.elastic_net_param,
+        standardization: p.standardization,
     };
-    let center_y = if p.fit_intercept { mean_y } else { 0.0 };
-    // Per-coordinate penalty weights in standardised space (0 for constant features).
-    let scale = |j: usize| {
-        if sigma_x[j] == 0.0 {
-            0.0
-        } else if p.standardization {
-            1.0
-        } else {
-            1.0 / sigma_x[j]
-        }
+    let Scaling {
+        wsum,
+        mean_y,
+        sigma_y,
+        mean_x,
+        sigma_x,
+        center_x,
+        center_y,
+        l2,
+        l1,
+    } = match scaling(&Moments::of(blocks, cols)?, &penalty)? {
+        Ok(s) => s,
+        // A constant label: the same model as the normal equations give.
+        Err(intercept) => return Ok(LbfgsSolution::constant(cols, intercept)),
     };
-    let reg = p.reg_param / sigma_y;
-    let l2: Vec<f64> = (0..cols)
-        .map(|j| reg * (1.0 - p.elastic_net_param) * scale(j) * scale(j))
-        .collect();
-    let l1: Vec<f64> = (0..cols).map(|j| reg * p.elastic_net_param * scale(j)).collect();
 
     let ctx = blocks.context();
     let mut objective = |beta: &[f64]| -> Result<(f64, Vec<f64>)> {

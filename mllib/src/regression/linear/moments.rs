@@ -1,5 +1,6 @@
 //! One pass over the cached blocks: the weighted first and second moments of the features and
-//! the label, which both iterative solvers (l-bfgs, sgd) standardise with.
+//! the label, and the standardisation and penalty weights both iterative solvers (l-bfgs,
+//! sgd) derive from them ([`scaling`]).
 
 use flint_engine::{Rdd, with};
 use serde::{Deserialize, Serialize};
@@ -80,4 +81,93 @@ impl Moments {
         }
         self
     }
+}
+
+/// The objective's settings both iterative solvers share.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Penalty {
+    pub fit_intercept: bool,
+    pub reg_param: f64,
+    pub elastic_net_param: f64,
+    pub standardization: bool,
+}
+
+/// Where both iterative solvers work: Spark's standardised space (features `(x_j − c_j)/σ_j`,
+/// label `(y − c_y)/σ_y`) and the penalty's weight per standardised coefficient.
+#[derive(Clone, Debug)]
+pub(super) struct Scaling {
+    pub wsum: f64,
+    pub mean_y: f64,
+    pub sigma_y: f64,
+    pub mean_x: Vec<f64>,
+    /// `σ_j`, or 0 for a feature of zero variance (it keeps coefficient 0).
+    pub sigma_x: Vec<f64>,
+    /// `c_j`: the means with an intercept, else 0.
+    pub center_x: Vec<f64>,
+    pub center_y: f64,
+    /// L2 weight per coordinate (`λ(1−α)/σ_y · s_j²`, 0 for constant features).
+    pub l2: Vec<f64>,
+    /// L1 weight per coordinate (`λα/σ_y · s_j`).
+    pub l1: Vec<f64>,
+}
+
+/// The standardisation of `m`, or, for a constant label, the model without features the normal
+/// equations (`wls::solve`) give too: `Ok(Err(intercept))`.
+pub(super) fn scaling(m: &Moments, p: &Penalty) -> Result<std::result::Result<Scaling, f64>> {
+    let wsum = m.wsum;
+    let mean_y = m.y / wsum;
+    let ey2 = m.yy / wsum;
+    let var_y = (ey2 - mean_y * mean_y).max(0.0);
+    let mut sigma_y = var_y.sqrt();
+    if var_y <= 1e-14 * ey2 {
+        if p.fit_intercept || mean_y == 0.0 {
+            return Ok(Err(if p.fit_intercept { mean_y } else { 0.0 }));
+        }
+        if p.reg_param > 0.0 {
+            return Err(MlError::Data(
+                "the label is constant: the model cannot be regularized when labels are standardized".into(),
+            ));
+        }
+        sigma_y = mean_y.abs();
+    }
+    let cols = m.x.len();
+    let mean_x: Vec<f64> = m.x.iter().map(|s| s / wsum).collect();
+    let sigma_x: Vec<f64> = (0..cols)
+        .map(|j| {
+            let (ex2, mj) = (m.xx[j] / wsum, mean_x[j]);
+            let var = ex2 - mj * mj;
+            if var > 1e-14 * ex2 { var.sqrt() } else { 0.0 }
+        })
+        .collect();
+    let center_x = if p.fit_intercept {
+        mean_x.clone()
+    } else {
+        vec![0.0; cols]
+    };
+    let center_y = if p.fit_intercept { mean_y } else { 0.0 };
+    let scale = |j: usize| {
+        if sigma_x[j] == 0.0 {
+            0.0
+        } else if p.standardization {
+            1.0
+        } else {
+            1.0 / sigma_x[j]
+        }
+    };
+    let reg = p.reg_param / sigma_y;
+    let l2 = (0..cols)
+        .map(|j| reg * (1.0 - p.elastic_net_param) * scale(j) * scale(j))
+        .collect();
+    let l1 = (0..cols).map(|j| reg * p.elastic_net_param * scale(j)).collect();
+    Ok(Ok(Scaling {
+        wsum,
+        mean_y,
+        sigma_y,
+        mean_x,
+        sigma_x,
+        center_x,
+        center_y,
+        l2,
+        l1,
+    }))
 }

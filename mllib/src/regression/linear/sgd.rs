@@ -18,7 +18,7 @@
 use flint_engine::{BoxIter, Broadcast, Rdd, with};
 
 use super::lbfgs::LbfgsSolution;
-use super::moments::Moments;
+use super::moments::{Moments, Penalty, Scaling, scaling};
 use crate::data::InstanceBlock;
 use crate::error::{MlError, Result};
 use crate::optim::{GradientDescent, StochasticGradient};
@@ -115,65 +115,27 @@ fn merge(mut a: Sums, b: Sums) -> Sums {
 
 /// Minimises the objective over the cached `blocks` of `cols` features.
 pub(super) fn solve(blocks: &Rdd<InstanceBlock>, cols: usize, p: &SgdParams) -> Result<LbfgsSolution> {
-    let Moments {
-        wsum,
-        x: sx,
-        xx: sxx,
-        y: sy,
-        yy: syy,
-    } = Moments::of(blocks, cols)?;
-    let mean_y = sy / wsum;
-    let ey2 = syy / wsum;
-    let var_y = (ey2 - mean_y * mean_y).max(0.0);
-    let mut sigma_y = var_y.sqrt();
-    // The same special cases as the other solvers.
-    if var_y <= 1e-14 * ey2 {
-        if p.fit_intercept || mean_y == 0.0 {
-            return Ok(LbfgsSolution {
-                coefficients: vec![0.0; cols],
-                intercept: if p.fit_intercept { mean_y } else { 0.0 },
-                objective_history: vec![0.0],
-                iterations: 0,
-                converged: true,
-            });
-        }
-        if p.reg_param > 0.0 {
-            return Err(MlError::Data(
-                "the label is constant: the model cannot be regularized when labels are standardized".into(),
-            ));
-        }
-        sigma_y = mean_y.abs();
-    }
-    let mean_x: Vec<f64> = sx.iter().map(|s| s / wsum).collect();
-    let sigma_x: Vec<f64> = (0..cols)
-        .map(|j| {
-            let (ex2, mj) = (sxx[j] / wsum, mean_x[j]);
-            let var = ex2 - mj * mj;
-            if var > 1e-14 * ex2 { var.sqrt() } else { 0.0 }
-        })
-        .collect();
-    let center_x = if p.fit_intercept {
-        mean_x.clone()
-    } else {
-        vec![0.0; cols]
+    let penalty = Penalty {
+        fit_intercept: p.fit_intercept,
+        reg_param: p.reg_param,
+        elastic_net_param: p.elastic_net_param,
+        standardization: p.standardization,
     };
-    let center_y = if p.fit_intercept { mean_y } else { 0.0 };
-    // Per-coordinate penalty weights in standardised space (0 for constant features), as the
-    // l-bfgs solver's: the L2 part in the gradient, the L1 part by soft-thresholding.
-    let scale = |j: usize| {
-        if sigma_x[j] == 0.0 {
-            0.0
-        } else if p.standardization {
-            1.0
-        } else {
-            1.0 / sigma_x[j]
-        }
+    let Scaling {
+        mean_y,
+        sigma_y,
+        mean_x,
+        sigma_x,
+        center_x,
+        center_y,
+        l2,
+        l1,
+        ..
+    } = match scaling(&Moments::of(blocks, cols)?, &penalty)? {
+        Ok(s) => s,
+        // A constant label: the same model as the normal equations give.
+        Err(intercept) => return Ok(LbfgsSolution::constant(cols, intercept)),
     };
-    let reg = p.reg_param / sigma_y;
-    let l2: Vec<f64> = (0..cols)
-        .map(|j| reg * (1.0 - p.elastic_net_param) * scale(j) * scale(j))
-        .collect();
-    let l1: Vec<f64> = (0..cols).map(|j| reg * p.elastic_net_param * scale(j)).collect();
     let mut f = BlockGradient {
         blocks,
         sigma_x: &sigma_x,
