@@ -2,8 +2,9 @@
 # flint's side of the ML peer benchmarks (BENCHMARKS.md): k-means 2M x 20 (k=10, 20 iterations,
 # tol 0, k-means|| and random init) and logistic regression 1M x 50 (100 iterations, tol 0,
 # regParam 0 and 0.01), plus the machine's memory bandwidth. Appends one JSON object per run to
-# OUT. Run on an idle machine after `cargo build --release -p flint-examples`, with the peer data
-# in DATA (../shared/peers/gen_data.py).
+# OUT, then prints each run's passes against the bandwidth bound. Run on an idle machine after
+# `cargo build --release -p flint-examples`, with the peer data in DATA
+# (../shared/peers/gen_data.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-/tmp/peers-data}
@@ -37,3 +38,22 @@ for rep in $(seq "$REPS"); do
       --reg "$reg" --master "$MASTER" --json
   done
 done
+
+# Each run's passes against the memory-bandwidth bound (a pass's feature bytes over the
+# 2-thread bandwidth `membw` measured above): the issue's "within 3x" target.
+python3 - "$OUT" <<'PY'
+import json, sys
+runs = [json.loads(line) for line in open(sys.argv[1])]
+bw = max(r["result"]["gb_per_s_2_threads"] for r in runs if r["bench"] == "membw") * 1e9
+print(f"bandwidth bound: {bw / 1e9:.1f} GB/s (2 threads, best membw in {sys.argv[1]})")
+for r in runs:
+    res = r["result"]
+    passes = res.get("pass_seconds") or []
+    if not passes:
+        continue
+    bound = res["pass_bytes"] / bw
+    mean = sum(passes) / len(passes)
+    print(f"{r['bench']:28} {len(passes):3} passes, mean {mean * 1e3:6.1f} ms "
+          f"(min {min(passes) * 1e3:.1f}, max {max(passes) * 1e3:.1f}), "
+          f"bound {bound * 1e3:.1f} ms: {mean / bound:.2f}x")
+PY

@@ -94,6 +94,11 @@ fn lloyd_from_given_centers_matches_scikit_learn() {
         assert_eq!(s.training.iterations, f.expected.n_iter, "{name}");
         assert!(s.training.converged, "{name}");
         assert_eq!(s.training.loss_history.len(), f.expected.cost_history.len(), "{name}");
+        // One timed pass per iteration, each part of the training time.
+        let passes = &s.training.pass_seconds;
+        assert_eq!(passes.len(), s.training.iterations, "{name}");
+        assert!(passes.iter().all(|t| *t > 0.0), "{name}: {passes:?}");
+        assert!(passes.iter().sum::<f64>() <= s.training.train_seconds, "{name}");
         for (a, b) in s.training.loss_history.iter().zip(&f.expected.cost_history) {
             assert!(close(*a, *b, 1e-9), "{name}: cost history {a} vs {b}");
         }

@@ -148,6 +148,12 @@ fn defaults_converge_and_predict_sensibly() {
     );
     let h = &m.summary().loss_history;
     assert!(h.windows(2).all(|w| w[1] <= w[0]), "{h:?}");
+    // One timed evaluation at the start and at least one per iteration (line searches may
+    // take more), each part of the training time.
+    let passes = &m.summary().pass_seconds;
+    assert!(passes.len() > m.summary().iterations, "{passes:?}");
+    assert!(passes.iter().all(|t| *t > 0.0), "{passes:?}");
+    assert!(passes.iter().sum::<f64>() <= m.summary().train_seconds);
     let pairs = m.transform(&data).collect().unwrap();
     let correct = pairs.iter().filter(|(y, p)| y == p).count();
     assert!(correct * 10 >= pairs.len() * 7, "accuracy {correct}/{}", pairs.len());

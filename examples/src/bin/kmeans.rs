@@ -89,6 +89,10 @@ fn main() {
                     "iterations": summary.training.iterations,
                     "train_seconds": train_seconds,
                     "load_seconds": load_seconds,
+                    // Each Lloyd pass, and the bytes of features it reads (rows × features × 8):
+                    // how far a pass is from the memory-bandwidth bound.
+                    "pass_seconds": summary.training.pass_seconds,
+                    "pass_bytes": summary.cluster_sizes.iter().sum::<u64>() * model.cluster_centers().first().map_or(0, |c| c.len() as u64) * 8,
                     "device": device.to_string(),
                     "adapter": adapter,
                 })

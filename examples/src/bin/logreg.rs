@@ -90,7 +90,8 @@ fn main() {
         let train_seconds = start.elapsed().as_secs_f64();
         let predictions = model.transform(&points);
         let correct = predictions.filter(|(label, p): &(f64, f64)| label == p).count()?;
-        let accuracy = correct as f64 / points.count()?.max(1) as f64;
+        let rows = points.count()?;
+        let accuracy = correct as f64 / rows.max(1) as f64;
         let summary = model.summary();
         let loss = summary.loss_history.last().copied().unwrap_or(f64::NAN);
         if args.common.json {
@@ -113,6 +114,9 @@ fn main() {
                     "iterations": summary.iterations,
                     "loss": loss,
                     "accuracy": accuracy,
+                    // Each loss-and-gradient evaluation, and the bytes of features it reads.
+                    "pass_seconds": summary.pass_seconds,
+                    "pass_bytes": rows * model.num_features() as u64 * 8,
                     "train_seconds": train_seconds,
                     "load_seconds": load_seconds,
                     "device": device.to_string(),

@@ -302,6 +302,12 @@ impl LogisticRegression {
 
         // Rows scaled by 1/σ once, stacked and cached: every evaluation streams these blocks.
         let blocks = scaled_blocks(data, &inv_std, device.block_rows(self.block_rows));
+        // Built and cached here, so that every evaluation (and its entry in `pass_seconds`) is a
+        // pass over cached blocks.
+        if let Err(e) = blocks.count() {
+            blocks.unpersist();
+            return Err(e.into());
+        }
 
         // Penalty weights per standardized coefficient: with standardization off, the penalty is
         // on the original coefficients β_j = β̃_j/σ_j, so the weights are divided by σ_j (σ_j²).
@@ -326,7 +332,9 @@ impl LogisticRegression {
         let depth = self.aggregation_depth;
         // Blocks of the last pass computed on a GPU (for the log).
         let mut gpu_blocks = 0;
+        let mut pass_seconds = Vec::new();
         let mut objective = |coefs: &[f64]| -> Result<(f64, Vec<f64>)> {
+            let pass_start = Instant::now();
             let state: IterState = (ctx.broadcast(coefs.to_vec()), shape, device);
             let sums = blocks.tree_aggregate(
                 LossSums::default(),
@@ -339,6 +347,7 @@ impl LogisticRegression {
                 |a: LossSums, b: LossSums| a.merge(b),
                 depth,
             )?;
+            pass_seconds.push(pass_start.elapsed().as_secs_f64());
             if let Some(why) = sums.failure {
                 return Err(device_error(device, why));
             }
@@ -418,6 +427,7 @@ impl LogisticRegression {
             loss_history: min.loss_history,
             converged: min.converged,
             train_seconds: start.elapsed().as_secs_f64(),
+            pass_seconds,
         };
         info!(
             iterations = summary.iterations,

@@ -253,6 +253,7 @@ impl LinearSvc {
             loss_history: min.loss_history,
             converged: min.converged,
             train_seconds: start.elapsed().as_secs_f64(),
+            pass_seconds: Vec::new(),
         };
         info!(
             iterations = summary.iterations,

@@ -388,8 +388,12 @@ impl KMeans {
         tests::LAST_FIT.set(Some(fit));
         let mut drift = vec![0.0; centers.len()];
         let mut failure = None;
+        let mut pass_seconds = Vec::with_capacity(self.max_iter);
         while iterations < self.max_iter && !converged {
-            let stats = match bounded_pass(blocks, &centers, &drift, (fit, iterations), d, device) {
+            let pass_start = Instant::now();
+            let pass = bounded_pass(blocks, &centers, &drift, (fit, iterations), d, device);
+            pass_seconds.push(pass_start.elapsed().as_secs_f64());
+            let stats = match pass {
                 Ok(stats) => stats,
                 Err(e) => {
                     failure = Some(e);
@@ -441,6 +445,7 @@ impl KMeans {
                     loss_history: history,
                     converged,
                     train_seconds: start.elapsed().as_secs_f64(),
+                    pass_seconds,
                 },
                 training_cost,
                 cluster_sizes: sizes,

@@ -195,60 +195,36 @@ impl NearestKernel for Avx2 {
     }
 }
 
-/// Per lane: the least value seen, the second least, and the center of the least (as `f64`).
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy)]
-struct LaneBest {
-    best: f64x4,
-    second: f64x4,
-    center: f64x4,
-}
-
 #[cfg(target_arch = "x86_64")]
 impl Avx2 {
     /// The [`Nearest`] of one row among the 12 centers `first..first + 12`, whose values of
-    /// `‖x‖² − 2·x·c + ‖c‖²` are the lanes of `d0, d1, d2`: lane-wise, then across lanes
+    /// `‖x‖² − 2·x·c + ‖c‖²` are the lanes of `d0, d1, d2`: the least two values lane-wise,
+    /// then across lanes (every lane ends with both), then the first lane holding the least
     /// (which of equal values wins does not matter: near ties are settled exactly).
     #[inline(always)]
     fn least_two(self, d0: f64x4, d1: f64x4, d2: f64x4, first: usize) -> Nearest {
         let simd = self.0;
-        let inf = simd.splat_f64x4(f64::INFINITY);
-        let lanes = |v: usize| {
-            let f = (first + v * LANES) as f64;
-            f64x4(f, f + 1.0, f + 2.0, f + 3.0)
+        let (lo, hi) = (simd.min_f64x4(d0, d1), simd.max_f64x4(d0, d1));
+        let best = simd.min_f64x4(lo, d2);
+        let second = simd.min_f64x4(hi, simd.max_f64x4(lo, d2));
+        let swap =
+            |x: f64x4| -> f64x4 { pulp::cast(simd.avx._mm256_shuffle_pd::<0b0101>(pulp::cast(x), pulp::cast(x))) };
+        let half =
+            |x: f64x4| -> f64x4 { pulp::cast(simd.avx._mm256_permute2f128_pd::<0x01>(pulp::cast(x), pulp::cast(x))) };
+        let fold = |(best, second): (f64x4, f64x4), f: &dyn Fn(f64x4) -> f64x4| {
+            let (b, s) = (f(best), f(second));
+            (
+                simd.min_f64x4(best, b),
+                simd.min_f64x4(simd.max_f64x4(best, b), simd.min_f64x4(second, s)),
+            )
         };
-        let start = |d, v| LaneBest {
-            best: d,
-            second: inf,
-            center: lanes(v),
-        };
-        let lane = self.merge(self.merge(start(d0, 0), start(d1, 1)), start(d2, 2));
-        // Swap neighbours, then halves: every lane ends with the least two of all twelve.
-        let swap = |x: f64x4| pulp::cast(simd.avx._mm256_shuffle_pd::<0b0101>(pulp::cast(x), pulp::cast(x)));
-        let half = |x: f64x4| pulp::cast(simd.avx._mm256_permute2f128_pd::<0x01>(pulp::cast(x), pulp::cast(x)));
-        let across = |l: LaneBest, f: &dyn Fn(f64x4) -> f64x4| LaneBest {
-            best: f(l.best),
-            second: f(l.second),
-            center: f(l.center),
-        };
-        let lane = self.merge(lane, across(lane, &swap));
-        let lane = self.merge(lane, across(lane, &half));
+        let (best, second) = fold(fold((best, second), &swap), &half);
+        let at = |d: f64x4| simd.avx._mm256_movemask_pd(pulp::cast(simd.cmp_eq_f64x4(d, best))) as u32;
+        let lanes = at(d0) | (at(d1) << LANES) | (at(d2) << (2 * LANES));
         Nearest {
-            center: lane.center.0 as usize,
-            best: lane.best.0,
-            second: lane.second.0,
-        }
-    }
-
-    /// Lane-wise union of two [`LaneBest`].
-    #[inline(always)]
-    fn merge(self, a: LaneBest, b: LaneBest) -> LaneBest {
-        let simd = self.0;
-        let less = simd.cmp_lt_f64x4(b.best, a.best);
-        LaneBest {
-            best: simd.select_f64x4(less, b.best, a.best),
-            second: simd.min_f64x4(simd.max_f64x4(a.best, b.best), simd.min_f64x4(a.second, b.second)),
-            center: simd.select_f64x4(less, b.center, a.center),
+            center: first + lanes.trailing_zeros() as usize,
+            best: best.0,
+            second: second.0,
         }
     }
 }

@@ -311,6 +311,7 @@ impl GeneralizedLinearRegression {
                     loss_history: history,
                     converged,
                     train_seconds,
+                    pass_seconds: Vec::new(),
                 },
                 num_instances: rows,
                 rank,
