@@ -152,9 +152,15 @@ pub fn kernel_timings(
         let (mut bounds, drift) = (Bounds::default(), vec![0.0; centers.k]);
         let mut sums = ClusterSums::zero(centers.k, cols);
         let mut pass = |drift: Option<&[f64]>| {
-            assign_bounded(&nb, &centers, &mut bounds, drift, |r, j, dist| {
-                sums.add_row(&nb.block, r, j, dist)
-            });
+            // As the Lloyd pass does (inlined into the kernel's loop).
+            assign_bounded(
+                &nb,
+                &centers,
+                &mut bounds,
+                drift,
+                #[inline(always)]
+                |r, j, dist| sums.add_row(&nb.block, r, j, dist),
+            );
         };
         pass(None);
         time("kmeans_bounded", &mut || {

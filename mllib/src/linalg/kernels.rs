@@ -28,9 +28,18 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
 pub fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
     debug_assert_eq!(x.len(), y.len());
     let (mut ys, mut xs) = (y.chunks_exact_mut(4), x.chunks_exact(4));
-    for (yi, xi) in ys.by_ref().zip(xs.by_ref()) {
-        for i in 0..4 {
-            yi[i] += alpha * xi[i];
+    if alpha == 1.0 {
+        // The same sums without the multiplications (`1 · x` is exactly `x`): unit weights.
+        for (yi, xi) in ys.by_ref().zip(xs.by_ref()) {
+            for i in 0..4 {
+                yi[i] += xi[i];
+            }
+        }
+    } else {
+        for (yi, xi) in ys.by_ref().zip(xs.by_ref()) {
+            for i in 0..4 {
+                yi[i] += alpha * xi[i];
+            }
         }
     }
     for (yi, xi) in ys.into_remainder().iter_mut().zip(xs.remainder()) {
