@@ -20,6 +20,7 @@ mod numeric;
 mod pair;
 mod pipe;
 mod sample;
+mod shared;
 mod shuffle_ops;
 mod shuffled;
 mod source;
@@ -229,6 +230,33 @@ pub(crate) fn iterator<T: Data>(node: &Arc<dyn Compute<T>>, split: usize, tc: &T
             Ok(Box::new(SharedVecIter::new(items)))
         }
     }
+}
+
+/// Partition `split` of `node` as one shared vector: the cached vector itself when `node` is
+/// cached (no element is cloned; computed and cached first if it is not there yet), else the
+/// partition computed (or read from its checkpoint) and collected.
+pub(crate) fn shared_partition<T: Data>(
+    node: &Arc<dyn Compute<T>>,
+    split: usize,
+    tc: &TaskContext,
+) -> Result<Arc<Vec<T>>> {
+    let meta = node.meta();
+    if let Some(path) = checkpoint::done_path(meta, split) {
+        return Ok(Arc::new(checkpoint::read_partition::<T>(&path)?.collect()));
+    }
+    let items = match meta.storage_level() {
+        None => Arc::new(node.compute(split, tc)?.collect()),
+        Some(level) => {
+            let blocks = &tc.env().blocks;
+            if let Some(items) = blocks.get::<T>(meta.id, split)? {
+                return Ok(items);
+            }
+            let items: Arc<Vec<T>> = Arc::new(node.compute(split, tc)?.collect());
+            blocks.put(meta.id, split, level, items.clone());
+            items
+        }
+    };
+    Ok(items)
 }
 
 /// Iterates a shared (cached) vector by cloning its elements.

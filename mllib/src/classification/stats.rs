@@ -30,7 +30,7 @@ impl ClassStats {
         self
     }
 
-    fn add(mut self, p: LabeledPoint) -> Self {
+    fn add(mut self, p: &LabeledPoint) -> Self {
         if self.error.is_some() {
             return self;
         }
@@ -118,12 +118,15 @@ impl ClassStats {
 
     /// Validates and summarises `data` in one job.
     pub fn compute(data: &Rdd<LabeledPoint>, depth: u32) -> Result<ClassStats> {
-        let stats = data.tree_aggregate(
-            ClassStats::default(),
-            |s: ClassStats, p: LabeledPoint| s.add(p),
-            |a: ClassStats, b: ClassStats| a.merge(b),
-            depth,
-        )?;
+        // The points borrowed where they are cached (no point cloned).
+        let stats = data
+            .map_partitions_borrowed(|ps: &[LabeledPoint]| [ps.iter().fold(ClassStats::default(), ClassStats::add)])
+            .tree_aggregate(
+                ClassStats::default(),
+                |a: ClassStats, b: ClassStats| a.merge(b),
+                |a: ClassStats, b: ClassStats| a.merge(b),
+                depth,
+            )?;
         if let Some(e) = stats.error {
             return Err(MlError::Data(e));
         }
@@ -140,41 +143,15 @@ impl ClassStats {
 /// The rows with feature `j` multiplied by `inv_std[j]`, stacked into cached blocks (the caller
 /// unpersists them).
 pub(crate) fn scaled_blocks(data: &Rdd<LabeledPoint>, inv_std: &[f64], block_rows: usize) -> Rdd<InstanceBlock> {
-    // Each row is written (and scaled) straight into its block: no vector per row.
-    data.map_partitions(with(
+    // The points borrowed where they are cached: each is copied (and scaled) once, into its
+    // block.
+    data.map_partitions_borrowed(with(
         (inv_std.to_vec(), block_rows.max(1)),
-        |(inv, block_rows): &(Vec<f64>, usize), it: flint_engine::BoxIter<LabeledPoint>| {
-            let (d, block_rows) = (inv.len(), *block_rows);
-            let cap = block_rows.min(1 << 16);
-            let mut blocks = Vec::new();
-            let mut features = Vec::with_capacity(cap * d);
-            let mut labels = Vec::with_capacity(cap);
-            let mut weights = Vec::with_capacity(cap);
-            let mut flush = |features: &mut Vec<f64>, labels: &mut Vec<f64>, weights: &mut Vec<f64>| {
-                blocks.push(InstanceBlock {
-                    rows: labels.len(),
-                    cols: d,
-                    features: std::sync::Arc::new(std::mem::replace(features, Vec::with_capacity(cap * d))),
-                    labels: std::sync::Arc::new(std::mem::replace(labels, Vec::with_capacity(cap))),
-                    weights: std::sync::Arc::new(std::mem::replace(weights, Vec::with_capacity(cap))),
-                });
-            };
-            for p in it {
-                let start = features.len();
-                features.resize(start + d, 0.0);
-                let row = &mut features[start..];
-                p.features.write_dense(row);
-                row.iter_mut().zip(inv).for_each(|(v, s)| *v *= s);
-                labels.push(p.label);
-                weights.push(p.weight);
-                if labels.len() == block_rows {
-                    flush(&mut features, &mut labels, &mut weights);
-                }
-            }
-            if !labels.is_empty() {
-                flush(&mut features, &mut labels, &mut weights);
-            }
-            blocks
+        |(inv, block_rows): &(Vec<f64>, usize), points: &[LabeledPoint]| {
+            points
+                .chunks(*block_rows)
+                .map(|rows| InstanceBlock::from_points_scaled(rows, inv))
+                .collect::<Vec<_>>()
         },
     ))
     .cache()

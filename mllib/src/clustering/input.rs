@@ -33,7 +33,7 @@ struct Scan {
 }
 
 impl Scan {
-    fn add(mut self, p: LabeledPoint) -> Scan {
+    fn add(mut self, p: &LabeledPoint) -> Scan {
         self.rows += 1;
         let n = p.features.len();
         match self.dim {
@@ -77,12 +77,15 @@ impl Scan {
 /// Checks `data` in one job: not empty, one feature count (at least 1), finite features,
 /// finite non-negative weights with a positive sum.
 pub(crate) fn scan(data: &Rdd<LabeledPoint>) -> Result<InputInfo> {
-    let s = data.tree_aggregate(
-        Scan::default(),
-        |s: Scan, p: LabeledPoint| s.add(p),
-        |a: Scan, b: Scan| a.merge(b),
-        2,
-    )?;
+    // The points borrowed where they are cached (no point cloned).
+    let s = data
+        .map_partitions_borrowed(|ps: &[LabeledPoint]| [ps.iter().fold(Scan::default(), Scan::add)])
+        .tree_aggregate(
+            Scan::default(),
+            |a: Scan, b: Scan| a.merge(b),
+            |a: Scan, b: Scan| a.merge(b),
+            2,
+        )?;
     if s.rows == 0 {
         return Err(MlError::Data("the training data is empty (no rows)".into()));
     }

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use flint_engine::{BoxIter, Rdd, with};
+use flint_engine::{Rdd, with};
 use serde::{Deserialize, Serialize};
 
 use crate::data::LabeledPoint;
@@ -36,11 +36,25 @@ pub struct InstanceBlock {
 impl InstanceBlock {
     /// Stacks `points` (all with `cols` features) into one block.
     pub fn from_points(points: &[LabeledPoint], cols: usize) -> Self {
+        Self::stack(points, cols, None)
+    }
+
+    /// Stacks `points` into one block with feature `j` multiplied by `scale[j]` (one factor per
+    /// feature).
+    pub fn from_points_scaled(points: &[LabeledPoint], scale: &[f64]) -> Self {
+        Self::stack(points, scale.len(), Some(scale))
+    }
+
+    fn stack(points: &[LabeledPoint], cols: usize, scale: Option<&[f64]>) -> Self {
         let mut features = vec![0.0; points.len() * cols];
         let mut labels = Vec::with_capacity(points.len());
         let mut weights = Vec::with_capacity(points.len());
         for (r, p) in points.iter().enumerate() {
-            p.features.write_dense(&mut features[r * cols..(r + 1) * cols]);
+            let row = &mut features[r * cols..(r + 1) * cols];
+            p.features.write_dense(row);
+            if let Some(scale) = scale {
+                row.iter_mut().zip(scale).for_each(|(v, s)| *v *= s);
+            }
             labels.push(p.label);
             weights.push(p.weight);
         }
@@ -68,23 +82,14 @@ impl InstanceBlock {
 /// Stacks each partition's points into blocks of at most `block_rows` rows. Every point must
 /// have `cols` features (readers check that and name the line that does not).
 pub fn to_blocks(points: &Rdd<LabeledPoint>, cols: usize, block_rows: usize) -> Rdd<InstanceBlock> {
-    points.map_partitions(with(
+    // The points borrowed where they are cached: each is copied once, into its block.
+    points.map_partitions_borrowed(with(
         (cols, block_rows.max(1)),
-        |(cols, block_rows): &(usize, usize), it: BoxIter<LabeledPoint>| {
-            let (cols, block_rows) = (*cols, *block_rows);
-            let mut blocks = Vec::new();
-            let mut buf = Vec::with_capacity(block_rows.min(1 << 16));
-            for p in it {
-                buf.push(p);
-                if buf.len() == block_rows {
-                    blocks.push(InstanceBlock::from_points(&buf, cols));
-                    buf.clear();
-                }
-            }
-            if !buf.is_empty() {
-                blocks.push(InstanceBlock::from_points(&buf, cols));
-            }
-            blocks
+        |(cols, block_rows): &(usize, usize), points: &[LabeledPoint]| {
+            points
+                .chunks(*block_rows)
+                .map(|rows| InstanceBlock::from_points(rows, *cols))
+                .collect::<Vec<_>>()
         },
     ))
 }

@@ -283,11 +283,14 @@ impl Buffer {
 /// assert_eq!((s.mean[0], s.variance[0], s.num_classes()), (2.0, 2.0, Some(2)));
 /// ```
 pub fn summarize(data: &Rdd<LabeledPoint>) -> Result<Summary> {
-    let buffer = data.tree_aggregate(
-        Buffer::default(),
-        |b: Buffer, p: LabeledPoint| b.add(&p),
-        |a: Buffer, b: Buffer| a.merge(b),
-        2,
-    )?;
+    // The points borrowed where they are cached (no point cloned).
+    let buffer = data
+        .map_partitions_borrowed(|ps: &[LabeledPoint]| [ps.iter().fold(Buffer::default(), Buffer::add)])
+        .tree_aggregate(
+            Buffer::default(),
+            |a: Buffer, b: Buffer| a.merge(b),
+            |a: Buffer, b: Buffer| a.merge(b),
+            2,
+        )?;
     buffer.finish()
 }

@@ -98,12 +98,17 @@ pub(crate) struct Prepared {
 /// Checks `data` in one job (labels against `family`'s range when given) and caches it as blocks.
 /// Blocks have `block_rows` rows.
 pub(crate) fn prepare(data: &Rdd<LabeledPoint>, family: Option<Family>, block_rows: usize) -> Result<Prepared> {
-    let scan = data.tree_aggregate(
-        Scan::default(),
-        with(family, |f: &Option<Family>, s: Scan, p: LabeledPoint| s.add(*f, &p)),
-        |a: Scan, b: Scan| a.merge(b),
-        2,
-    )?;
+    // The points borrowed where they are cached (no point cloned).
+    let scan = data
+        .map_partitions_borrowed(with(family, |f: &Option<Family>, ps: &[LabeledPoint]| {
+            [ps.iter().fold(Scan::default(), |s, p| s.add(*f, p))]
+        }))
+        .tree_aggregate(
+            Scan::default(),
+            |a: Scan, b: Scan| a.merge(b),
+            |a: Scan, b: Scan| a.merge(b),
+            2,
+        )?;
     if let Some(problem) = scan.problem {
         return Err(MlError::Data(problem));
     }

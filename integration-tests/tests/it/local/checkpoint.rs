@@ -69,6 +69,9 @@ fn checkpoint_without_cache_gives_the_same_answer() -> TestResult {
     assert_eq!(rdd.count()?, expected.len() as u64);
     assert!(rdd.is_checkpointed());
     assert_eq!(sorted(rdd.collect()?), expected);
+    // Lent whole, a checkpointed partition is the one read back from its files.
+    let lent = rdd.map_partitions_borrowed(|kvs: &[(u64, u64)]| kvs.to_vec());
+    assert_eq!(sorted(lent.collect()?), expected);
     Ok(())
 }
 

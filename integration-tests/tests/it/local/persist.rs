@@ -184,3 +184,44 @@ fn a_damaged_disk_block_is_recomputed_not_misread() -> TestResult {
     );
     Ok(())
 }
+
+/// Counts its clones (only `borrowed_partitions_of_a_cached_rdd_clone_nothing` uses it).
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Tracked(i64);
+
+static TRACKED_CLONES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Clone for Tracked {
+    fn clone(&self) -> Self {
+        TRACKED_CLONES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Tracked(self.0)
+    }
+}
+
+#[test]
+fn borrowed_partitions_of_a_cached_rdd_clone_nothing() -> TestResult {
+    use std::sync::atomic::Ordering::SeqCst;
+    let ctx = ctx();
+    let source = ctx.range(0, 1000, 4).map(|x: i64| Tracked(x));
+    let sums = |rdd: &Rdd<Tracked>| -> Result<Vec<i64>, EngineError> {
+        rdd.map_partitions_borrowed(|xs: &[Tracked]| [xs.iter().map(|t| t.0).sum::<i64>()])
+            .collect()
+    };
+    let expected: Vec<i64> = (0..4).map(|p| (p * 250..(p + 1) * 250).sum()).collect();
+    // Not cached: each partition computed, then lent whole.
+    assert_eq!(sums(&source)?, expected);
+
+    let cached = source.cache();
+    cached.count()?;
+    let before = TRACKED_CLONES.load(SeqCst);
+    assert_eq!(sums(&cached)?, expected);
+    assert_eq!(
+        TRACKED_CLONES.load(SeqCst),
+        before,
+        "the cached elements themselves were lent"
+    );
+    // Iterating the same cache yields clones.
+    cached.map_partitions(|it: BoxIter<Tracked>| [it.count()]).collect()?;
+    assert_eq!(TRACKED_CLONES.load(SeqCst), before + 1000);
+    Ok(())
+}
