@@ -261,7 +261,16 @@ fn ml_binaries_print_the_documented_json_in_both_modes() {
     std::fs::write(&kmeans_csv, features).unwrap();
     let kmeans_csv = kmeans_csv.to_str().unwrap();
     let run = run_json;
-    let cases: [(&str, Vec<&str>, &[&str]); 4] = [
+    let kmeans_keys: &[&str] = &[
+        "centers",
+        "cost",
+        "iterations",
+        "train_seconds",
+        "load_seconds",
+        "pass_seconds",
+        "pass_bytes",
+    ];
+    let cases: [(&str, Vec<&str>, &[&str]); 5] = [
         (
             env!("CARGO_BIN_EXE_logreg"),
             vec![&csv, "--iters", "50", "--reg", "0.01"],
@@ -306,15 +315,12 @@ fn ml_binaries_print_the_documented_json_in_both_modes() {
         (
             env!("CARGO_BIN_EXE_kmeans"),
             vec![kmeans_csv, "--k", "3", "--iters", "10", "--init", "random"],
-            &[
-                "centers",
-                "cost",
-                "iterations",
-                "train_seconds",
-                "load_seconds",
-                "pass_seconds",
-                "pass_bytes",
-            ],
+            kmeans_keys,
+        ),
+        (
+            env!("CARGO_BIN_EXE_kmeans"),
+            vec![kmeans_csv, "--k", "3", "--iters", "10", "--init", "kmeans-parallel"],
+            kmeans_keys,
         ),
     ];
     for (bin, args, keys) in cases {

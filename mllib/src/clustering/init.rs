@@ -8,13 +8,56 @@ use rand_pcg::Pcg64;
 use super::distance::{Centers, NormedBlock, for_each_closest, sq_dist};
 use crate::error::{MlError, Result};
 
-/// Drops repeated centers (bit-identical), keeping the first of each.
-fn distinct(centers: Vec<Vec<f64>>) -> Vec<Vec<f64>> {
-    let mut seen = std::collections::HashSet::new();
-    centers
-        .into_iter()
-        .filter(|c| seen.insert(c.iter().map(|x| x.to_bits()).collect::<Vec<u64>>()))
-        .collect()
+/// Drops repeated centers (bit-identical), keeping the first of each; with, for every center
+/// given, the index of its first copy among those kept.
+fn distinct_indexed(centers: &[Vec<f64>]) -> (Vec<Vec<f64>>, Vec<u32>) {
+    let mut seen = std::collections::HashMap::new();
+    let mut kept = Vec::new();
+    let first_of = centers
+        .iter()
+        .map(|c| {
+            let bits: Vec<u64> = c.iter().map(|x| x.to_bits()).collect();
+            *seen.entry(bits).or_insert_with(|| {
+                kept.push(c.clone());
+                kept.len() as u32 - 1
+            })
+        })
+        .collect();
+    (kept, first_of)
+}
+
+/// For one block of partition `part`: each row's squared distance to its nearest k-means||
+/// candidate so far (`dist`) and that candidate's index (`at`).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Nearest {
+    part: usize,
+    dist: Vec<f64>,
+    at: Vec<u32>,
+}
+
+impl Nearest {
+    /// No candidate seen yet for a block of `rows` rows.
+    fn unseen(part: usize, rows: usize) -> Self {
+        Nearest {
+            part,
+            dist: vec![f64::INFINITY; rows],
+            at: vec![0; rows],
+        }
+    }
+
+    /// After the candidates `bc` (indices `offset..` among all candidates) for the rows of
+    /// `b`: a row moves to one of them only when strictly closer, so that at equal distances
+    /// the candidate of the lowest index stays, as [`for_each_closest`] over all of them would
+    /// choose.
+    fn closer(mut self, b: &NormedBlock, bc: &Centers, offset: u32) -> Self {
+        for_each_closest(b, bc, |r, j, dist| {
+            if dist < self.dist[r] {
+                self.dist[r] = dist;
+                self.at[r] = offset + j as u32;
+            }
+        });
+        self
+    }
 }
 
 /// Every row of the blocks as its own vector (a lazy RDD: for sampling).
@@ -54,8 +97,8 @@ pub(crate) fn random(blocks: &Rdd<NormedBlock>, k: usize, seed: u64) -> Result<V
         ))
         .collect()?;
     let rows: std::collections::HashMap<(usize, usize, usize), Vec<f64>> = found.into_iter().collect();
-    let sample = picked.iter().filter_map(|c| rows.get(c).cloned()).collect();
-    Ok(distinct(sample))
+    let sample: Vec<Vec<f64>> = picked.iter().filter_map(|c| rows.get(c).cloned()).collect();
+    Ok(distinct_indexed(&sample).0)
 }
 
 /// Spark's k-means||: one random row, then `steps` rounds that each keep every row with
@@ -77,35 +120,42 @@ pub(crate) fn kmeans_parallel(
     };
     let round_seed: u64 = rng.random();
     let mut candidates = vec![first.clone()];
+    // The candidates whose distances the rows have not seen yet, and the index of the first
+    // of them in `candidates`.
     let mut new_centers = vec![first];
-    // Each row's squared distance to the nearest candidate, cached next to its block.
-    let mut costs: Rdd<(NormedBlock, Vec<f64>)> = blocks.map(|b: NormedBlock| {
-        let n = b.block.rows;
-        (b, vec![f64::INFINITY; n])
+    let mut offset = 0u32;
+    // Per block (same partitions and order as `blocks`, which they are zipped with): each row's
+    // squared distance to its nearest candidate so far and that candidate's index, cached
+    // between rounds apart from the blocks (a cached copy of a block would count its rows
+    // against the storage memory a second time).
+    let mut costs: Rdd<Nearest> = blocks.map_partitions_with_index(|part: usize, it: BoxIter<NormedBlock>| {
+        it.map(move |b| Nearest::unseen(part, b.block.rows))
     });
-    let mut cached: Option<Rdd<(NormedBlock, Vec<f64>)>> = None;
+    let mut cached: Option<Rdd<Nearest>> = None;
     for step in 0..steps {
         if new_centers.is_empty() {
             break;
         }
         let bc = ctx.broadcast(Centers::new(&new_centers, dim));
-        let next = costs
-            .map(with(
-                bc,
-                |bc: &Broadcast<Centers>, (b, mut c): (NormedBlock, Vec<f64>)| {
-                    for_each_closest(&b, bc, |r, _, dist| c[r] = c[r].min(dist));
-                    (b, c)
-                },
-            ))
+        let next = blocks
+            .zip_partitions(
+                &costs,
+                with(
+                    (bc, offset),
+                    |(bc, offset): &(Broadcast<Centers>, u32), bs: BoxIter<NormedBlock>, ns: BoxIter<Nearest>| {
+                        bs.zip(ns).map(|(b, n)| n.closer(&b, bc, *offset)).collect::<Vec<_>>()
+                    },
+                ),
+            )
             .cache();
-        let sum = next.tree_aggregate(
-            0.0,
-            |acc: f64, (b, c): (NormedBlock, Vec<f64>)| {
-                acc + b.block.weights.iter().zip(&c).map(|(w, d)| w * d).sum::<f64>()
-            },
-            |a: f64, b: f64| a + b,
-            2,
-        )?;
+        new_centers.clear();
+        let sum = blocks
+            .zip_partitions(&next, |bs: BoxIter<NormedBlock>, ns: BoxIter<Nearest>| {
+                [bs.zip(ns).fold(0.0, |acc, (b, n)| {
+                    acc + b.block.weights.iter().zip(&n.dist).map(|(w, d)| w * d).sum::<f64>()
+                })]
+            })
+            .tree_aggregate(0.0, |a: f64, x: f64| a + x, |a: f64, b: f64| a + b, 2)?;
         if let Some(old) = cached.replace(next.clone()) {
             old.unpersist();
         }
@@ -113,49 +163,83 @@ pub(crate) fn kmeans_parallel(
         if !(sum > 0.0 && sum.is_finite()) {
             break;
         }
-        let chosen = costs
-            .map_partitions_with_index(with(
-                (round_seed, step as u64, 2.0 * k as f64 / sum),
-                |&(seed, step, scale): &(u64, u64, f64), index: usize, it: BoxIter<(NormedBlock, Vec<f64>)>| {
-                    let mut rng = Pcg64::seed_from_u64(seed ^ (step << 16) ^ index as u64);
-                    let mut out = Vec::new();
-                    for (b, c) in it {
-                        for (r, (w, d)) in b.block.weights.iter().zip(&c).enumerate() {
-                            if rng.random::<f64>() < scale * w * d {
-                                out.push(b.block.row(r).to_vec());
+        let chosen = blocks
+            .zip_partitions(
+                &costs,
+                with(
+                    (round_seed, step as u64, 2.0 * k as f64 / sum),
+                    |&(seed, step, scale): &(u64, u64, f64), bs: BoxIter<NormedBlock>, ns: BoxIter<Nearest>| {
+                        let mut out = Vec::new();
+                        let mut rng = None;
+                        for (b, n) in bs.zip(ns) {
+                            let rng =
+                                rng.get_or_insert_with(|| Pcg64::seed_from_u64(seed ^ (step << 16) ^ n.part as u64));
+                            for (r, (w, d)) in b.block.weights.iter().zip(&n.dist).enumerate() {
+                                if rng.random::<f64>() < scale * w * d {
+                                    out.push(b.block.row(r).to_vec());
+                                }
                             }
                         }
-                    }
-                    out
-                },
-            ))
+                        out
+                    },
+                ),
+            )
             .collect()?;
         tracing::debug!(step, sum, chosen = chosen.len(), "k-means|| round");
+        offset = candidates.len() as u32;
         candidates.extend(chosen.iter().cloned());
         new_centers = chosen;
     }
+    let (distinct_candidates, first_of) = distinct_indexed(&candidates);
+    if distinct_candidates.len() <= k {
+        if let Some(old) = cached {
+            old.unpersist();
+        }
+        return Ok(distinct_candidates);
+    }
+    // Each candidate's weight: the total weight of the rows nearest to it. The rows know their
+    // nearest among the candidates of every round but the last; that one's distances are
+    // computed in the same pass (instead of a pass over every candidate).
+    let last = (!new_centers.is_empty()).then(|| ctx.broadcast(Centers::new(&new_centers, dim)));
+    let m = distinct_candidates.len();
+    let weights = blocks
+        .zip_partitions(
+            &costs,
+            with(
+                (last, offset, first_of, m),
+                |(last, offset, first_of, m): &(Option<Broadcast<Centers>>, u32, Vec<u32>, usize),
+                 bs: BoxIter<NormedBlock>,
+                 ns: BoxIter<Nearest>| {
+                    let mut acc = vec![0.0; *m];
+                    for (b, n) in bs.zip(ns) {
+                        let n = match last {
+                            Some(bc) => n.closer(&b, bc, *offset),
+                            None => n,
+                        };
+                        for (w, &i) in b.block.weights.iter().zip(&n.at) {
+                            acc[first_of[i as usize] as usize] += w;
+                        }
+                    }
+                    [acc]
+                },
+            ),
+        )
+        .tree_aggregate(
+            vec![0.0; m],
+            |mut a: Vec<f64>, b: Vec<f64>| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+            |mut a: Vec<f64>, b: Vec<f64>| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+            2,
+        )?;
     if let Some(old) = cached {
         old.unpersist();
     }
-    let candidates = distinct(candidates);
-    if candidates.len() <= k {
-        return Ok(candidates);
-    }
-    let bc = ctx.broadcast(Centers::new(&candidates, dim));
-    let m = candidates.len();
-    let weights = blocks.tree_aggregate(
-        vec![0.0; m],
-        with(bc, |bc: &Broadcast<Centers>, mut acc: Vec<f64>, b: NormedBlock| {
-            for_each_closest(&b, bc, |r, j, _| acc[j] += b.block.weights[r]);
-            acc
-        }),
-        |mut a: Vec<f64>, b: Vec<f64>| {
-            a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-            a
-        },
-        2,
-    )?;
-    Ok(local_kmeans_pp(&candidates, &weights, k, rng.random(), 30))
+    Ok(local_kmeans_pp(&distinct_candidates, &weights, k, rng.random(), 30))
 }
 
 /// Index drawn with probability proportional to `weights` (the first when they sum to 0).
@@ -247,6 +331,48 @@ mod tests {
             assert!((x - want).abs() < 1e-9, "{xs:?}");
         }
         assert_eq!(centers, local_kmeans_pp(&points, &weights, 3, 7, 30), "seeded");
+    }
+
+    #[test]
+    fn rounds_of_candidates_find_the_nearest_distinct_candidate() {
+        use crate::clustering::distance::closest_dense;
+        use crate::data::{InstanceBlock, LabeledPoint};
+        // Rounds with repeats (within and across rounds) and rows at equal distances from
+        // several candidates (the lowest index must win, as over all candidates at once).
+        let rounds: Vec<Vec<Vec<f64>>> = vec![
+            vec![vec![0.0, 0.0]],
+            vec![vec![2.0, 0.0], vec![-2.0, 0.0], vec![0.0, 0.0], vec![2.0, 0.0]],
+            vec![vec![0.0, 2.0], vec![-2.0, 0.0], vec![1.0, 1.0], vec![0.0, -2.0]],
+        ];
+        let mut rows: Vec<Vec<f64>> = (0..60)
+            .map(|i| {
+                let t = i as f64 * 0.37;
+                vec![3.0 * t.sin(), 2.5 * (1.3 * t).cos()]
+            })
+            .collect();
+        rows.extend([
+            vec![1.0, 0.0],
+            vec![0.0, 1.0],
+            vec![-1.0, 0.0],
+            vec![0.0, 0.0],
+            vec![1.0, 1.0],
+        ]);
+        let points: Vec<LabeledPoint> = rows.iter().map(|x| LabeledPoint::new(0.0, x.clone())).collect();
+        let block = NormedBlock::new(InstanceBlock::from_points(&points, 2));
+        let mut nearest = Nearest::unseen(0, rows.len());
+        let mut all = Vec::new();
+        for round in &rounds {
+            nearest = nearest.closer(&block, &Centers::new(round, 2), all.len() as u32);
+            all.extend(round.iter().cloned());
+        }
+        let (distinct, first_of) = distinct_indexed(&all);
+        assert_eq!(distinct.len(), 6);
+        let over_all = Centers::new(&distinct, 2);
+        for (r, x) in rows.iter().enumerate() {
+            let (j, d2) = closest_dense(x, &over_all);
+            assert_eq!(first_of[nearest.at[r] as usize] as usize, j, "row {r} {x:?}");
+            assert_eq!(nearest.dist[r], d2);
+        }
     }
 
     #[test]
