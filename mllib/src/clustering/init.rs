@@ -29,16 +29,16 @@ fn distinct_indexed(centers: &[Vec<f64>]) -> (Vec<Vec<f64>>, Vec<u32>) {
 /// For one block of partition `part`: each row's squared distance to its nearest k-means||
 /// candidate so far (`dist`) and that candidate's index (`at`).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-struct Nearest {
+struct NearestCandidates {
     part: usize,
     dist: Vec<f64>,
     at: Vec<u32>,
 }
 
-impl Nearest {
+impl NearestCandidates {
     /// No candidate seen yet for a block of `rows` rows.
     fn unseen(part: usize, rows: usize) -> Self {
-        Nearest {
+        NearestCandidates {
             part,
             dist: vec![f64::INFINITY; rows],
             at: vec![0; rows],
@@ -128,10 +128,11 @@ pub(crate) fn kmeans_parallel(
     // squared distance to its nearest candidate so far and that candidate's index, cached
     // between rounds apart from the blocks (a cached copy of a block would count its rows
     // against the storage memory a second time).
-    let mut costs: Rdd<Nearest> = blocks.map_partitions_with_index(|part: usize, it: BoxIter<NormedBlock>| {
-        it.map(move |b| Nearest::unseen(part, b.block.rows))
-    });
-    let mut cached: Option<Rdd<Nearest>> = None;
+    let mut costs: Rdd<NearestCandidates> =
+        blocks.map_partitions_with_index(|part: usize, it: BoxIter<NormedBlock>| {
+            it.map(move |b| NearestCandidates::unseen(part, b.block.rows))
+        });
+    let mut cached: Option<Rdd<NearestCandidates>> = None;
     for step in 0..steps {
         if new_centers.is_empty() {
             break;
@@ -142,7 +143,9 @@ pub(crate) fn kmeans_parallel(
                 &costs,
                 with(
                     (bc, offset),
-                    |(bc, offset): &(Broadcast<Centers>, u32), bs: BoxIter<NormedBlock>, ns: BoxIter<Nearest>| {
+                    |(bc, offset): &(Broadcast<Centers>, u32),
+                     bs: BoxIter<NormedBlock>,
+                     ns: BoxIter<NearestCandidates>| {
                         bs.zip(ns).map(|(b, n)| n.closer(&b, bc, *offset)).collect::<Vec<_>>()
                     },
                 ),
@@ -150,7 +153,7 @@ pub(crate) fn kmeans_parallel(
             .cache();
         new_centers.clear();
         let sum = blocks
-            .zip_partitions(&next, |bs: BoxIter<NormedBlock>, ns: BoxIter<Nearest>| {
+            .zip_partitions(&next, |bs: BoxIter<NormedBlock>, ns: BoxIter<NearestCandidates>| {
                 [bs.zip(ns).fold(0.0, |acc, (b, n)| {
                     acc + b.block.weights.iter().zip(&n.dist).map(|(w, d)| w * d).sum::<f64>()
                 })]
@@ -168,7 +171,9 @@ pub(crate) fn kmeans_parallel(
                 &costs,
                 with(
                     (round_seed, step as u64, 2.0 * k as f64 / sum),
-                    |&(seed, step, scale): &(u64, u64, f64), bs: BoxIter<NormedBlock>, ns: BoxIter<Nearest>| {
+                    |&(seed, step, scale): &(u64, u64, f64),
+                     bs: BoxIter<NormedBlock>,
+                     ns: BoxIter<NearestCandidates>| {
                         let mut out = Vec::new();
                         let mut rng = None;
                         for (b, n) in bs.zip(ns) {
@@ -209,7 +214,7 @@ pub(crate) fn kmeans_parallel(
                 (last, offset, first_of, m),
                 |(last, offset, first_of, m): &(Option<Broadcast<Centers>>, u32, Vec<u32>, usize),
                  bs: BoxIter<NormedBlock>,
-                 ns: BoxIter<Nearest>| {
+                 ns: BoxIter<NearestCandidates>| {
                     let mut acc = vec![0.0; *m];
                     for (b, n) in bs.zip(ns) {
                         let n = match last {
@@ -359,7 +364,7 @@ mod tests {
         ]);
         let points: Vec<LabeledPoint> = rows.iter().map(|x| LabeledPoint::new(0.0, x.clone())).collect();
         let block = NormedBlock::new(InstanceBlock::from_points(&points, 2));
-        let mut nearest = Nearest::unseen(0, rows.len());
+        let mut nearest = NearestCandidates::unseen(0, rows.len());
         let mut all = Vec::new();
         for round in &rounds {
             nearest = nearest.closer(&block, &Centers::new(round, 2), all.len() as u32);
