@@ -319,6 +319,9 @@ fn linear_svc_approaches_the_exact_svm() {
     let objective = *m.summary().loss_history.last().unwrap();
     let want = f.expected["objective"].as_f64().unwrap();
     assert!((objective - want).abs() <= 1e-7 * want, "{objective} vs {want}");
+    let passes = &m.summary().pass_seconds;
+    assert!(passes.len() > m.summary().iterations, "{passes:?}");
+    assert!(passes.iter().all(|t| *t > 0.0), "{passes:?}");
     let want_coef = floats(&f.expected["coefficients"]);
     for (g, w) in m.coefficients().iter().zip(&want_coef) {
         assert!(

@@ -204,6 +204,12 @@ impl LinearSvc {
         let std = stats.std();
         let inv_std: Vec<f64> = std.iter().map(|s| if *s > 0.0 { 1.0 / s } else { 0.0 }).collect();
         let blocks = scaled_blocks(data, &inv_std, self.block_rows);
+        // Built and cached here, so that every evaluation (and its entry in `pass_seconds`) is a
+        // pass over cached blocks.
+        if let Err(e) = blocks.count() {
+            blocks.unpersist();
+            return Err(e.into());
+        }
         let l2: Vec<f64> = (0..d)
             .map(|j| {
                 if self.standardization {
@@ -215,7 +221,9 @@ impl LinearSvc {
             .collect();
         let ctx = data.context().clone();
         let (depth, shape) = (self.aggregation_depth, (d, self.fit_intercept));
+        let mut pass_seconds = Vec::new();
         let mut objective = |coefs: &[f64]| -> Result<(f64, Vec<f64>)> {
+            let pass_start = Instant::now();
             let state: IterState = (ctx.broadcast(coefs.to_vec()), shape);
             let sums = blocks.tree_aggregate(
                 HingeSums::default(),
@@ -225,6 +233,7 @@ impl LinearSvc {
                 |a: HingeSums, b: HingeSums| a.merge(b),
                 depth,
             )?;
+            pass_seconds.push(pass_start.elapsed().as_secs_f64());
             if sums.weight <= 0.0 {
                 return Err(MlError::Data("the training data is empty".into()));
             }
@@ -253,7 +262,7 @@ impl LinearSvc {
             loss_history: min.loss_history,
             converged: min.converged,
             train_seconds: start.elapsed().as_secs_f64(),
-            pass_seconds: Vec::new(),
+            pass_seconds,
         };
         info!(
             iterations = summary.iterations,
