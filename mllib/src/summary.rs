@@ -15,11 +15,12 @@ pub struct TrainingSummary {
     /// Seconds spent fitting (data already loaded and cached).
     pub train_seconds: f64,
     /// Wall seconds of each pass over the cached training blocks (one job each, broadcast to
-    /// combined result): k-means's Lloyd iterations, logistic regression's and linear SVC's
-    /// loss-and-gradient evaluations (L-BFGS and OWL-QN; a line search may evaluate more than
-    /// once per iteration). Empty for the estimators and solvers that do not time their
-    /// passes. With the bytes of the blocks, it gives the passes' distance from the
-    /// memory-bandwidth bound apart from the fit's set-up.
+    /// combined result): k-means's Lloyd iterations; the objective's evaluations of the
+    /// iterative solvers (L-BFGS and OWL-QN: the start and every line-search trial; gradient
+    /// descent: each mini-batch) of logistic regression, linear SVC and linear regression;
+    /// GLM's IRLS iterations. Empty where the fit is not such a loop (normal equations). With
+    /// the bytes of the blocks, it gives the passes' distance from the memory-bandwidth bound
+    /// apart from the fit's set-up.
     #[serde(default)]
     pub pass_seconds: Vec<f64>,
 }

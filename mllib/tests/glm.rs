@@ -130,6 +130,8 @@ fn poisson_matches_statsmodels() {
     ] {
         let m = check(&ctx, name);
         assert!(m.summary.training.iterations >= 2 && m.summary.training.iterations <= 25);
+        // One timed IRLS pass per iteration.
+        assert_eq!(m.summary.training.pass_seconds.len(), m.summary.training.iterations);
     }
 }
 

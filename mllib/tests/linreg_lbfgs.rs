@@ -104,6 +104,10 @@ fn lbfgs_reproduces_every_linreg_fixture() {
         assert_eq!(history.len(), s.training.iterations + 1, "{name}: history {history:?}");
         assert!(history.len() > 2, "{name}: history {history:?}");
         assert!(
+            s.training.pass_seconds.len() > s.training.iterations,
+            "{name}: one timed pass per evaluation"
+        );
+        assert!(
             history.windows(2).all(|p| p[1] <= p[0] * (1.0 + 1e-12)),
             "{name}: objective not decreasing: {history:?}"
         );

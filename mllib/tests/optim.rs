@@ -85,6 +85,9 @@ fn lbfgs_minimises_rosenbrock() {
         (min.x[0] - 1.0).abs() < 1e-5 && (min.x[1] - 1.0).abs() < 1e-5,
         "{min:?}"
     );
+    // The start, then at least one line-search trial per iteration, each timed.
+    assert!(min.evaluation_seconds.len() > min.iterations, "{min:?}");
+    assert!(min.evaluation_seconds.iter().all(|t| *t >= 0.0));
 }
 
 #[test]
@@ -292,7 +295,12 @@ fn gradient_descent_fits_least_squares_over_an_rdd() {
         .convergence_tol(0.0);
     let a = gd.minimize(&mut f, vec![0.0, 0.0]).unwrap();
     let b = gd.minimize(&mut f, vec![0.0, 0.0]).unwrap();
-    assert_eq!(a, b);
+    assert_eq!(
+        (&a.x, &a.loss_history, a.iterations, a.converged),
+        (&b.x, &b.loss_history, b.iterations, b.converged)
+    );
+    // One timed mini-batch per iteration.
+    assert_eq!(a.evaluation_seconds.len(), a.iterations);
     assert!((a.x[0] - 1.0).abs() < 0.1 && (a.x[1] - 2.0).abs() < 0.1, "{a:?}");
 }
 

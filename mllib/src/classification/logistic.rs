@@ -332,9 +332,7 @@ impl LogisticRegression {
         let depth = self.aggregation_depth;
         // Blocks of the last pass computed on a GPU (for the log).
         let mut gpu_blocks = 0;
-        let mut pass_seconds = Vec::new();
         let mut objective = |coefs: &[f64]| -> Result<(f64, Vec<f64>)> {
-            let pass_start = Instant::now();
             let state: IterState = (ctx.broadcast(coefs.to_vec()), shape, device);
             let sums = blocks.tree_aggregate(
                 LossSums::default(),
@@ -347,7 +345,6 @@ impl LogisticRegression {
                 |a: LossSums, b: LossSums| a.merge(b),
                 depth,
             )?;
-            pass_seconds.push(pass_start.elapsed().as_secs_f64());
             if let Some(why) = sums.failure {
                 return Err(device_error(device, why));
             }
@@ -427,7 +424,7 @@ impl LogisticRegression {
             loss_history: min.loss_history,
             converged: min.converged,
             train_seconds: start.elapsed().as_secs_f64(),
-            pass_seconds,
+            pass_seconds: min.evaluation_seconds,
         };
         info!(
             iterations = summary.iterations,

@@ -221,9 +221,7 @@ impl LinearSvc {
             .collect();
         let ctx = data.context().clone();
         let (depth, shape) = (self.aggregation_depth, (d, self.fit_intercept));
-        let mut pass_seconds = Vec::new();
         let mut objective = |coefs: &[f64]| -> Result<(f64, Vec<f64>)> {
-            let pass_start = Instant::now();
             let state: IterState = (ctx.broadcast(coefs.to_vec()), shape);
             let sums = blocks.tree_aggregate(
                 HingeSums::default(),
@@ -233,7 +231,6 @@ impl LinearSvc {
                 |a: HingeSums, b: HingeSums| a.merge(b),
                 depth,
             )?;
-            pass_seconds.push(pass_start.elapsed().as_secs_f64());
             if sums.weight <= 0.0 {
                 return Err(MlError::Data("the training data is empty".into()));
             }
@@ -262,7 +259,7 @@ impl LinearSvc {
             loss_history: min.loss_history,
             converged: min.converged,
             train_seconds: start.elapsed().as_secs_f64(),
-            pass_seconds,
+            pass_seconds: min.evaluation_seconds,
         };
         info!(
             iterations = summary.iterations,

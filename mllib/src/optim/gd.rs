@@ -189,9 +189,12 @@ impl GradientDescent {
         let mut loss_history = Vec::with_capacity(self.num_iterations);
         let mut converged = false;
         let mut iterations = 0;
+        let mut evaluation_seconds = Vec::with_capacity(self.num_iterations);
         for i in 1..=self.num_iterations {
+            let start = std::time::Instant::now();
             let (grad_sum, loss_sum, count) =
                 f.sample_gradient(&w, self.mini_batch_fraction, self.seed.wrapping_add(i as u64))?;
+            evaluation_seconds.push(start.elapsed().as_secs_f64());
             iterations = i;
             if count <= 0.0 {
                 warn!(iteration = i, "the mini-batch sample is empty; no step this iteration");
@@ -234,6 +237,7 @@ impl GradientDescent {
             loss_history,
             iterations,
             converged,
+            evaluation_seconds,
         })
     }
 }

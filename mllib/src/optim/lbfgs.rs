@@ -247,8 +247,16 @@ impl History {
     }
 }
 
-fn evaluate(f: &mut dyn DiffFunction, x: &[f64]) -> Result<(f64, Vec<f64>)> {
-    let (v, g) = f.evaluate(x)?;
+/// The objective, each evaluation timed.
+struct Timed<'a> {
+    f: &'a mut dyn DiffFunction,
+    seconds: Vec<f64>,
+}
+
+fn evaluate(f: &mut Timed, x: &[f64]) -> Result<(f64, Vec<f64>)> {
+    let start = std::time::Instant::now();
+    let (v, g) = f.f.evaluate(x)?;
+    f.seconds.push(start.elapsed().as_secs_f64());
     if g.len() != x.len() {
         return Err(MlError::Data(format!(
             "the objective returned a gradient of {} entries for a point of {}",
@@ -268,6 +276,7 @@ fn run(
     tol: f64,
     l1: Option<&[f64]>,
 ) -> Result<Minimum> {
+    let f = &mut Timed { f, seconds: Vec::new() };
     let (f0, g0) = evaluate(f, &x0)?;
     let mut value = f0 + l1.map_or(0.0, |w| l1_value(w, &x0));
     if !value.is_finite() {
@@ -400,6 +409,7 @@ fn run(
         loss_history,
         iterations,
         converged,
+        evaluation_seconds: std::mem::take(&mut f.seconds),
     })
 }
 

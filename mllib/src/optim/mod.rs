@@ -41,4 +41,8 @@ pub struct Minimum {
     pub iterations: usize,
     /// Whether the tolerance was met (rather than the iteration limit).
     pub converged: bool,
+    /// Wall seconds of each evaluation of the objective, in order (L-BFGS and OWL-QN: the
+    /// starting point's and every line-search trial's; gradient descent: each iteration's
+    /// mini-batch). For an objective that is one job over cached blocks, the time of each pass.
+    pub evaluation_seconds: Vec<f64>,
 }

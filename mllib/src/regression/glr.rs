@@ -217,6 +217,8 @@ impl GeneralizedLinearRegression {
             standardize_label: true,
         };
         let (mut coefficients, mut intercept, diag_inv, iterations, converged, mut history);
+        // IRLS's passes (one weighted least-squares job each).
+        let mut pass_seconds = Vec::new();
         if family == Family::Gaussian && link == Link::Identity {
             let stats = normal_stats(blocks, cols, WorkingResponse::Label, device)?;
             let sol = solve(&stats, &standardized)?;
@@ -242,7 +244,9 @@ impl GeneralizedLinearRegression {
                     coefficients: coefficients.clone(),
                     intercept,
                 };
+                let pass_start = Instant::now();
                 let stats = normal_stats(blocks, cols, response, device)?;
+                pass_seconds.push(pass_start.elapsed().as_secs_f64());
                 history.push(stats.deviance);
                 let sol = solve(&stats, &irls)?;
                 let max_change = coefficients
@@ -311,7 +315,7 @@ impl GeneralizedLinearRegression {
                     loss_history: history,
                     converged,
                     train_seconds,
-                    pass_seconds: Vec::new(),
+                    pass_seconds,
                 },
                 num_instances: rows,
                 rank,

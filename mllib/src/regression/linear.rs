@@ -408,7 +408,7 @@ impl LinearRegression {
                     loss_history: sol.objective_history,
                     converged: sol.converged,
                     train_seconds,
-                    pass_seconds: Vec::new(),
+                    pass_seconds: sol.pass_seconds,
                 },
                 num_instances: rows,
                 degrees_of_freedom: df,

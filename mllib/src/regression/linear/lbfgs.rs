@@ -49,6 +49,8 @@ pub(super) struct LbfgsSolution {
     pub objective_history: Vec<f64>,
     pub iterations: usize,
     pub converged: bool,
+    /// Seconds of each evaluation (a pass over the blocks).
+    pub pass_seconds: Vec<f64>,
 }
 
 impl LbfgsSolution {
@@ -60,6 +62,7 @@ impl LbfgsSolution {
             objective_history: vec![0.0],
             iterations: 0,
             converged: true,
+            pass_seconds: Vec::new(),
         }
     }
 }
@@ -173,5 +176,6 @@ pub(super) fn solve(blocks: &Rdd<InstanceBlock>, cols: usize, p: &LbfgsParams) -
         objective_history: min.loss_history.iter().map(|f| f * s2).collect(),
         iterations: min.iterations,
         converged: min.converged,
+        pass_seconds: min.evaluation_seconds,
     })
 }

@@ -170,5 +170,6 @@ pub(super) fn solve(blocks: &Rdd<InstanceBlock>, cols: usize, p: &SgdParams) -> 
         objective_history: min.loss_history.iter().map(|f| f * s2).collect(),
         iterations: min.iterations,
         converged: min.converged,
+        pass_seconds: min.evaluation_seconds,
     })
 }
