@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flint::prelude::*;
+use flint_integration_tests::{TestResult, alive, check, signal, wait_until};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
 
@@ -33,8 +34,6 @@ use submissions::*;
 const ROLE: &str = "FLINT_STANDALONE_TEST_ROLE";
 const WORDCOUNT: &str = env!("CARGO_BIN_EXE_wordcount");
 const KMEANS: &str = env!("CARGO_BIN_EXE_kmeans");
-
-type TestResult = Result<(), Failed>;
 
 fn main() -> ExitCode {
     // First: a copy of this binary started by a worker as an executor (of the gated job
@@ -81,39 +80,6 @@ fn main() -> ExitCode {
         Trial::test("standalone::docker_compose_cluster", docker_compose_cluster),
     ];
     libtest_mimic::run(&args, tests).exit_code()
-}
-
-fn check(cond: bool, message: impl Into<String>) -> TestResult {
-    if cond { Ok(()) } else { Err(message.into().into()) }
-}
-
-/// Polls `cond` every 20 ms until it holds or `timeout` passes.
-fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
-}
-
-/// Whether a process is running (a zombie counts as gone).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next());
-            !matches!(state, Some("Z") | Some("X"))
-        }
-        Err(_) => false,
-    }
 }
 
 /// Ends a child: SIGTERM, then SIGKILL if it is still there after `grace`; reaps it.

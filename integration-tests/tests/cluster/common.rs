@@ -2,17 +2,16 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use flint::prelude::*;
 use flint::{ExecutorId, SchedulerEvent, StageId};
-use libtest_mimic::{Failed, Trial};
+use libtest_mimic::Trial;
 
 /// Environment variable that makes this binary run a driver scenario instead of tests.
 pub const SCENARIO_VAR: &str = "FLINT_IT_SCENARIO";
 
 /// What a test returns.
-pub type TestResult = Result<(), Failed>;
+pub use flint_integration_tests::{TestResult, alive, check, sigkill, wait_until};
 
 /// A trial from a test function.
 pub fn trial(name: &'static str, f: fn() -> TestResult) -> Trial {
@@ -140,41 +139,6 @@ impl Events {
     }
 }
 
-/// Polls `cond` until it holds or `timeout` passes; returns whether it held.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Sends SIGKILL to a process (through `kill`, which needs no `unsafe`).
-pub fn sigkill(pid: u32) {
-    let status = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -9 {pid} failed");
-}
-
-/// Whether a process is running (a zombie counts as gone).
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            // The state follows the parenthesised command name.
-            let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next());
-            !matches!(state, Some("Z") | Some("X"))
-        }
-        Err(_) => false,
-    }
-}
-
 /// The pid of executor `id`.
 pub fn pid_of(ctx: &Context, id: ExecutorId) -> u32 {
     ctx.executors()
@@ -201,11 +165,6 @@ pub fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     }
     out.sort();
     out
-}
-
-/// Fails the test with `message` unless `cond`.
-pub fn check(cond: bool, message: impl Into<String>) -> TestResult {
-    if cond { Ok(()) } else { Err(message.into().into()) }
 }
 
 /// Words of a small deterministic text, one line per `words_per_line` words.

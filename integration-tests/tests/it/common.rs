@@ -6,13 +6,14 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use flint::SchedulerEvent;
 use flint::prelude::*;
 
 /// What a test returns: any error fails it, with its `Debug` form.
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+pub use flint_integration_tests::wait_until;
 
 /// A local context with two task slots (the test machine has two cores). Like every context
 /// these tests build, it ships its tasks through their byte encoding when `FLINT_SHIP_TASKS=1`.
@@ -92,20 +93,6 @@ pub fn distinct_sorted<T: Ord + Hash + Debug + Clone>(items: Vec<T>) -> Vec<T> {
 pub fn slices<T: Clone>(data: &[T], n: usize) -> Vec<Vec<T>> {
     let len = data.len();
     (0..n).map(|i| data[i * len / n..(i + 1) * len / n].to_vec()).collect()
-}
-
-/// Polls `cond` until it holds or `timeout` passes; returns whether it held.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 /// Records every scheduler event of a context.
