@@ -203,18 +203,7 @@ impl Cluster {
     }
 
     pub(crate) fn submit(&self, args: &[&str], env: &[(&str, &str)]) -> Result<Submitted, Failed> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .env(ROLE, "submit")
-            .env("FLINT_PROGRESS", "false")
-            .envs(env.iter().copied())
-            .args(["flint-submit", "--master", &self.url])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let stdout = Captured::from(child.stdout.take().ok_or("no stdout")?);
-        let stderr = Captured::from(child.stderr.take().ok_or("no stderr")?);
-        Ok(Submitted { child, stdout, stderr })
+        submit_to(&self.url, args, env)
     }
 
     pub(crate) fn logs(&self) -> String {
@@ -258,4 +247,20 @@ impl Drop for Cluster {
         }
         stop(&mut self.master, Duration::from_secs(10));
     }
+}
+
+/// Starts `flint-submit --master url args` (this binary in the submit role), its output captured.
+pub(crate) fn submit_to(url: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Submitted, Failed> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .env(ROLE, "submit")
+        .env("FLINT_PROGRESS", "false")
+        .envs(env.iter().copied())
+        .args(["flint-submit", "--master", url])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stdout = Captured::from(child.stdout.take().ok_or("no stdout")?);
+    let stderr = Captured::from(child.stderr.take().ok_or("no stderr")?);
+    Ok(Submitted { child, stdout, stderr })
 }

@@ -149,20 +149,7 @@ pub(crate) fn docker_compose_cluster() -> TestResult {
     // The driver runs here. It sets no FLINT_DRIVER_HOST: with the default `auto` it listens
     // on every interface and executors use the address the master saw it connect from (this
     // machine's address on the compose network).
-    let submit = |args: &[&str], env: &[(&str, &str)]| -> Result<Submitted, Failed> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .env(ROLE, "submit")
-            .env("FLINT_PROGRESS", "false")
-            .envs(env.iter().copied())
-            .args(["flint-submit", "--master", &url])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let stdout = Captured::from(child.stdout.take().ok_or("no stdout")?);
-        let stderr = Captured::from(child.stderr.take().ok_or("no stderr")?);
-        Ok(Submitted { child, stdout, stderr })
-    };
+    let submit = |args: &[&str], env: &[(&str, &str)]| submit_to(&url, args, env);
 
     // wordcount and k-means, against local mode.
     let text = write_text(data.path())?;
@@ -170,18 +157,7 @@ pub(crate) fn docker_compose_cluster() -> TestResult {
     let expected = answer(run_local(WORDCOUNT, &[text], &[])?);
     let got = submit(&[WORDCOUNT, text, "--json"], &[])?.json_on_success("wordcount", Duration::from_secs(180))?;
     check(answer(got) == expected, "wordcount on compose differs from local mode")?;
-    let points = write_points(data.path(), 4000, 6)?;
-    let points = points.to_str().ok_or("path")?;
-    let args = [points, "--k", "4", "--iters", "10", "--init", "random"];
-    let expected = run_local(KMEANS, &args, &[])?;
-    let mut submit_args = vec![KMEANS];
-    submit_args.extend(args);
-    submit_args.push("--json");
-    let got = submit(&submit_args, &[])?.json_on_success("kmeans", Duration::from_secs(180))?;
-    check(
-        same_kmeans(&got, &expected),
-        format!("k-means on compose: {got}\nlocal: {expected}"),
-    )?;
+    kmeans_like_local(data.path(), &url, Duration::from_secs(180), "compose")?;
 
     // A gated job: kill a worker container mid-job, add a fourth worker mid-job.
     let gate = data.path().join("gate");

@@ -128,19 +128,11 @@ pub(crate) fn wordcount_and_kmeans_match_local_mode() -> TestResult {
         format!("executors not spread over the 3 workers: {app}"),
     )?;
 
-    let points = write_points(cluster.dir.path(), 4000, 6)?;
-    let points = points.to_str().ok_or("path")?;
-    let args = [points, "--k", "4", "--iters", "10", "--init", "random"];
-    let expected = run_local(KMEANS, &args, &[])?;
-    let mut submit_args = vec![KMEANS];
-    submit_args.extend(args);
-    submit_args.push("--json");
-    let got = cluster
-        .submit(&submit_args, &[])?
-        .json_on_success("kmeans", Duration::from_secs(120))?;
-    check(
-        same_kmeans(&got, &expected),
-        format!("k-means on the cluster: {got}\nlocal: {expected}"),
+    kmeans_like_local(
+        cluster.dir.path(),
+        &cluster.url,
+        Duration::from_secs(120),
+        "the cluster",
     )?;
     let status = cluster.status()?;
     check(
@@ -330,4 +322,21 @@ pub(crate) fn a_job_survives_a_lost_worker_and_uses_a_new_one() -> TestResult {
         "the driver did not notice the lost executor",
     )?;
     cluster.shut_down()
+}
+
+/// Submits k-means (4,000 points written to `dir`, random init) to the master at `url` and
+/// checks its answer against local mode's; `place` names the cluster in the failure.
+pub(crate) fn kmeans_like_local(dir: &Path, url: &str, timeout: Duration, place: &str) -> TestResult {
+    let points = write_points(dir, 4000, 6)?;
+    let points = points.to_str().ok_or("path")?;
+    let args = [points, "--k", "4", "--iters", "10", "--init", "random"];
+    let expected = run_local(KMEANS, &args, &[])?;
+    let mut submit_args = vec![KMEANS];
+    submit_args.extend(args);
+    submit_args.push("--json");
+    let got = submit_to(url, &submit_args, &[])?.json_on_success("kmeans", timeout)?;
+    check(
+        same_kmeans(&got, &expected),
+        format!("k-means on {place}: {got}\nlocal: {expected}"),
+    )
 }
