@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::data::InstanceBlock;
 use crate::device::Device;
 use crate::linalg::elementary::{exp_nonpositive, ln_1p_unit};
-use crate::linalg::kernels::{axpy, dot, gemv, gemv_t_add};
-use crate::linalg::simd::vectorized;
+use crate::linalg::kernels::{STRETCH as CHUNK, add_scaled_rows, gemv, gemv_t_add};
+use crate::linalg::rows::RowDots;
 
 /// Shape of the parameters a block's loss is computed for.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -111,33 +111,39 @@ impl LossSums {
     /// One pass over the rows, [`CHUNK`] at a time while they are in L1: their margins, then
     /// loss and gradient weights for the whole chunk in one vectorisable loop (`exp` and `ln`
     /// as straight-line arithmetic), then their gradient contributions; the whole loop runs on
-    /// the CPU's widest vector unit ([`vectorized`]).
+    /// the CPU's widest vector unit ([`RowDots::run`]).
     fn add_binomial(&mut self, shape: &Shape, coefs: &[f64], block: &InstanceBlock) {
         let d = shape.d;
         let b = if shape.intercept { coefs[d] } else { 0.0 };
         let beta = &coefs[..d];
         let grad = &mut self.grad[..d];
         let (x, labels, weights) = (&block.features[..], &block.labels[..], &block.weights[..]);
-        let (loss, weight, intercept_grad) = vectorized(
+        let (loss, weight, intercept_grad) = RowDots::detect().run(
             #[inline(always)]
-            || {
+            |k| {
                 let (mut loss, mut weight, mut intercept_grad) = (0.0, 0.0, 0.0);
                 let chunk_rows = |start: usize| &x[start * d..(start + CHUNK.min(block.rows - start)) * d];
                 let mut z = [0.0; CHUNK];
                 if block.rows > 0 {
-                    margins(chunk_rows(0), d, beta, b, &mut z[..CHUNK.min(block.rows)]);
+                    margins(k, chunk_rows(0), beta, b, &mut z[..CHUNK.min(block.rows)]);
                 }
                 for start in (0..block.rows).step_by(CHUNK) {
                     let n = CHUNK.min(block.rows - start);
                     let rows = chunk_rows(start);
+                    // The chunk after next is requested from memory now: it arrives while this
+                    // chunk and the next are computed.
+                    let ahead = start + 2 * CHUNK;
+                    if ahead < block.rows {
+                        k.prefetch(chunk_rows(ahead));
+                    }
                     // The next chunk's margins first: its rows stream in from memory while this
                     // chunk's terms and gradient, on rows already in L1, keep the core busy.
                     let mut z_next = [0.0; CHUNK];
                     let next = start + CHUNK;
                     if next < block.rows {
                         margins(
+                            k,
                             chunk_rows(next),
-                            d,
                             beta,
                             b,
                             &mut z_next[..CHUNK.min(block.rows - next)],
@@ -153,7 +159,7 @@ impl LossSums {
                         weight += w[i];
                         intercept_grad += g[i];
                     }
-                    add_scaled_rows(rows, d, &g[..n], grad);
+                    add_scaled_rows(rows, &g[..n], grad);
                     z = z_next;
                 }
                 (loss, weight, intercept_grad)
@@ -204,54 +210,12 @@ impl LossSums {
     }
 }
 
-/// Rows of a block handled together by the binomial loss: their margins and gradient weights
-/// fill a few vector registers, their features (16 × 50 × 8 bytes for 50 features) stay in L1.
-const CHUNK: usize = 16;
-
-/// `z[i] = x_i · beta + b` for the `z.len()` rows of `rows` (row-major, `d` columns), four
-/// rows at a time so that four independent dot products fill the pipeline; each row's sum is
-/// formed as [`dot`]'s.
+/// `z[i] = x_i · beta + b` for the `z.len()` rows of `rows` (row-major, `beta.len()` columns),
+/// each dot product summed as [`dot`] sums it ([`RowDots::dots`]).
 #[inline(always)]
-fn margins(rows: &[f64], d: usize, beta: &[f64], b: f64, z: &mut [f64]) {
-    let mut quads = z.chunks_exact_mut(4);
-    let mut r = 0;
-    for zq in quads.by_ref() {
-        let xs: [&[f64]; 4] = std::array::from_fn(|i| &rows[(r + i) * d..(r + i + 1) * d]);
-        let dots = dot4(xs, beta);
-        for (zi, v) in zq.iter_mut().zip(dots) {
-            *zi = v + b;
-        }
-        r += 4;
-    }
-    for zi in quads.into_remainder() {
-        *zi = dot(&rows[r * d..(r + 1) * d], beta) + b;
-        r += 1;
-    }
-}
-
-/// Four rows' dot products with `w`, each summed exactly as [`dot`] sums it.
-#[inline(always)]
-fn dot4(xs: [&[f64]; 4], w: &[f64]) -> [f64; 4] {
-    let mut acc = [[0.0f64; 4]; 4];
-    let quads = w
-        .chunks_exact(4)
-        .zip(xs[0].chunks_exact(4))
-        .zip(xs[1].chunks_exact(4))
-        .zip(xs[2].chunks_exact(4).zip(xs[3].chunks_exact(4)));
-    for (((wq, x0), x1), (x2, x3)) in quads {
-        for l in 0..4 {
-            acc[0][l] += x0[l] * wq[l];
-            acc[1][l] += x1[l] * wq[l];
-            acc[2][l] += x2[l] * wq[l];
-            acc[3][l] += x3[l] * wq[l];
-        }
-    }
-    let full = w.len() / 4 * 4;
-    std::array::from_fn(|i| {
-        let a = &acc[i];
-        let head = (a[0] + a[1]) + (a[2] + a[3]);
-        xs[i][full..].iter().zip(&w[full..]).fold(head, |s, (x, w)| s + x * w)
-    })
+fn margins(k: RowDots, rows: &[f64], beta: &[f64], b: f64, z: &mut [f64]) {
+    k.dots(rows, beta, z);
+    z.iter_mut().for_each(|zi| *zi += b);
 }
 
 /// Per row of a chunk: the weighted loss `w·(log(1 + e^z) − y·z)`, summed, and the gradient
@@ -271,30 +235,11 @@ fn binomial_terms(z: &[f64; CHUNK], w: &[f64; CHUNK], y: &[f64; CHUNK]) -> (f64,
     (loss.iter().sum(), g)
 }
 
-/// `grad += Σ g_i · x_i` over the rows of `rows`, four rows per pass over `grad`.
-#[inline(always)]
-fn add_scaled_rows(rows: &[f64], d: usize, g: &[f64], grad: &mut [f64]) {
-    let mut quads = g.chunks_exact(4);
-    let mut r = 0;
-    for gq in quads.by_ref() {
-        let xs: [&[f64]; 4] = std::array::from_fn(|i| &rows[(r + i) * d..(r + i + 1) * d]);
-        for (j, gj) in grad.iter_mut().enumerate() {
-            *gj += (gq[0] * xs[0][j] + gq[1] * xs[1][j]) + (gq[2] * xs[2][j] + gq[3] * xs[3][j]);
-        }
-        r += 4;
-    }
-    for &gi in quads.remainder() {
-        if gi != 0.0 {
-            axpy(gi, &rows[r * d..(r + 1) * d], grad);
-        }
-        r += 1;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::data::LabeledPoint;
+    use crate::linalg::kernels::{axpy, dot};
 
     fn block() -> InstanceBlock {
         let pts = vec![

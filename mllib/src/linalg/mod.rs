@@ -8,6 +8,7 @@ pub mod dense;
 pub(crate) mod elementary;
 pub mod gemm;
 pub mod kernels;
+pub(crate) mod rows;
 pub(crate) mod simd;
 mod vector;
 
