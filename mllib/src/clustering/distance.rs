@@ -270,17 +270,11 @@ fn assign_with<K: NearestKernel>(
     while start < rows {
         let end = (start + stretch).min(rows);
         pending.clear();
-        for r in start..end {
-            if let (Some(old), Some(drifts)) = (bounds.as_deref_mut(), &drifts) {
-                if r + AHEAD < rows {
-                    kernel.prefetch(b.row(r + AHEAD));
-                }
-                if let Some(kept) = kept_by_bounds(old, r, b.row(r), centers, drifts) {
-                    found[r - start] = kept;
-                    continue;
-                }
+        match (bounds.as_deref_mut(), &drifts) {
+            (Some(old), Some(drifts)) => {
+                keep_by_bounds(kernel, b, start..end, old, centers, drifts, &mut found, &mut pending)
             }
-            pending.push(r);
+            _ => pending.extend(start..end),
         }
         // Whole groups of rows: the last one padded with copies of its last row.
         for g in pending.chunks(ROWS) {
@@ -360,23 +354,50 @@ impl<'a> Drifts<'a> {
     }
 }
 
-/// Row `r` (`x`)'s center and exact squared distance when its bounds from the previous pass
-/// (`old`, for centers that moved by `drifts` since) prove that center still the closest; its
-/// bounds are then updated in place.
+/// For each row `r` of `rows` (a stretch of `b`): when its bounds from the previous pass (`old`,
+/// for centers that moved by `drifts` since) prove its center still the closest, its center
+/// and exact squared distance go to `found[r − rows.start]` and its bounds are updated in
+/// place; otherwise `r` goes to `pending`, for the kernel. One loop over the stretch's rows
+/// and bounds zipped (no index arithmetic or bounds checks per row), asking for the rows
+/// [`AHEAD`] on from memory as it goes.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn kept_by_bounds(old: &mut Bounds, r: usize, x: &[f64], centers: &Centers, drifts: &Drifts) -> Option<(usize, f64)> {
-    let a = old.assign[r] as usize;
-    let lower = old.lower[r] - drifts.others_than(a);
-    if old.upper[r] + drifts.each[a] >= lower {
-        return None;
+fn keep_by_bounds<K: NearestKernel>(
+    kernel: K,
+    b: &InstanceBlock,
+    rows: std::ops::Range<usize>,
+    old: &mut Bounds,
+    centers: &Centers,
+    drifts: &Drifts,
+    found: &mut [(usize, f64)],
+    pending: &mut Vec<usize>,
+) {
+    let d = centers.d;
+    let (start, end, len) = (rows.start, rows.end, b.features.len());
+    let xs = b.features[start * d..end * d].chunks_exact(d);
+    // The values `AHEAD` rows on, as far as the block goes.
+    let ahead = &b.features[((start + AHEAD) * d).min(len)..((end + AHEAD) * d).min(len)];
+    let bounds = old.assign[start..end]
+        .iter_mut()
+        .zip(&mut old.upper[start..end])
+        .zip(&mut old.lower[start..end]);
+    for (i, ((x, ((assign, upper), lower)), f)) in xs.zip(bounds).zip(found.iter_mut()).enumerate() {
+        if let Some(next) = ahead.get(i * d..(i + 1) * d) {
+            kernel.prefetch(next);
+        }
+        let a = *assign as usize;
+        let low = *lower - drifts.others_than(a);
+        if *upper + drifts.each[a] < low {
+            let d2 = sq_dist(x, centers.row(a));
+            let up = d2.sqrt() * (1.0 + SLACK);
+            if up < low {
+                (*upper, *lower) = (up, low);
+                *f = (a, d2);
+                continue;
+            }
+        }
+        pending.push(start + i);
     }
-    let d2 = sq_dist(x, centers.row(a));
-    let upper = d2.sqrt() * (1.0 + SLACK);
-    if upper >= lower {
-        return None;
-    }
-    old.set(r, a, upper, lower);
-    Some((a, d2))
 }
 
 /// The closest of `centers` to `x` (dense, same dimension) and the squared distance to it.

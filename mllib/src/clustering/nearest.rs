@@ -140,10 +140,10 @@ pub(super) struct Avx2(pub V3);
 impl NearestKernel for Avx2 {
     #[inline(always)]
     fn prefetch(self, data: &[f64]) {
-        for line in data.chunks(8) {
+        for at in (0..data.len()).step_by(8) {
             self.0
                 .sse
-                ._mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast());
+                ._mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(data[at..].as_ptr().cast());
         }
     }
 
