@@ -77,7 +77,8 @@ pub struct Bandwidth {
 impl Bandwidth {
     /// The best 2-thread figure: the bound the ML benchmarks are compared to.
     pub fn best_two_threads(&self) -> f64 {
-        self.huge_pages.map_or(self.two_threads, |(_, two, _)| two.max(self.two_threads))
+        self.huge_pages
+            .map_or(self.two_threads, |(_, two, _)| two.max(self.two_threads))
     }
 }
 
