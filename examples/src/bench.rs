@@ -154,3 +154,20 @@ fn sum_bandwidth(data: &[f64]) -> (f64, f64) {
     });
     (one, two)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bandwidths_are_measured_and_the_bound_is_the_best_of_them() {
+        let bw = memory_bandwidth(16 << 20);
+        assert!(bw.one_thread > 0.0 && bw.two_threads > 0.0, "{bw:?}");
+        assert!(bw.best_two_threads() >= bw.two_threads, "{bw:?}");
+        // Huge pages depend on the kernel's settings; where some were given, they count.
+        if let Some((one, two, bytes)) = bw.huge_pages {
+            assert!(one > 0.0 && two > 0.0 && bytes > 0, "{bw:?}");
+            assert!(bw.best_two_threads() >= two, "{bw:?}");
+        }
+    }
+}
