@@ -1,7 +1,7 @@
 //! The logistic loss and its gradient over one instance block, fused and numerically stable:
 //! `log(1 + e^z)` as `max(z, 0) + log1p(e^{−|z|})`, softmax with the row's maximum margin
-//! subtracted. The binomial loss makes one pass over each block in chunks of rows; the
-//! multinomial one computes margins with `gemv` and the gradient with `gemv_t_add`.
+//! subtracted. Both losses make one pass over each block, in chunks of rows that stay in L1
+//! while their margins, terms and gradient contributions are computed.
 //!
 //! Parameter layout (`coefs`): `K·d` coefficients, class by class (row-major `K × d`; `K = 1`
 //! for the binomial loss), then the `K` intercepts when fitted.
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::InstanceBlock;
 use crate::device::Device;
 use crate::linalg::elementary::{exp_nonpositive, ln_1p_unit};
-use crate::linalg::kernels::{STRETCH as CHUNK, add_scaled_rows, gemv, gemv_t_add};
+use crate::linalg::kernels::{STRETCH as CHUNK, add_scaled_rows};
 use crate::linalg::rows::RowDots;
 
 /// Shape of the parameters a block's loss is computed for.
@@ -172,40 +172,79 @@ impl LossSums {
         }
     }
 
+    /// One pass over the rows, [`CHUNK`] at a time while they are in L1, as the binomial loss:
+    /// the chunk's margins for every class, the softmax terms with the row's largest margin
+    /// subtracted (`e^{z − max}` as straight-line arithmetic, across the chunk's rows in
+    /// vector lanes), then each class's gradient contributions.
     fn add_multinomial(&mut self, shape: &Shape, coefs: &[f64], block: &InstanceBlock) {
         let (rows, d, k) = (block.rows, shape.d, shape.k);
-        // margins[c][r]: one gemv per class.
-        let mut margins = vec![vec![0.0; rows]; k];
-        for (c, mc) in margins.iter_mut().enumerate() {
-            gemv(&block.features, rows, d, &coefs[c * d..(c + 1) * d], mc);
-            if shape.intercept {
-                let b = coefs[k * d + c];
-                mc.iter_mut().for_each(|v| *v += b);
-            }
-        }
-        let mut probs = vec![0.0; k];
-        #[allow(clippy::needless_range_loop)] // margins is column-major: margins[class][row]
-        for r in 0..rows {
-            let (w, y) = (block.weights[r], block.labels[r] as usize);
-            let max = (0..k).map(|c| margins[c][r]).fold(f64::NEG_INFINITY, f64::max);
-            let mut sum = 0.0;
-            for (c, p) in probs.iter_mut().enumerate() {
-                *p = (margins[c][r] - max).exp();
-                sum += *p;
-            }
-            // log Σ e^{z_c} − z_y = log(sum) + max − z_y.
-            self.loss += w * (sum.ln() + max - margins[y][r]);
-            self.weight += w;
-            for (c, p) in probs.iter().enumerate() {
-                let indicator = if c == y { 1.0 } else { 0.0 };
-                margins[c][r] = w * (p / sum - indicator);
-            }
-        }
-        for (c, mc) in margins.iter().enumerate() {
-            gemv_t_add(&block.features, rows, d, mc, &mut self.grad[c * d..(c + 1) * d]);
-            if shape.intercept {
-                self.grad[k * d + c] += mc.iter().sum::<f64>();
-            }
+        let (x, labels, weights) = (&block.features[..], &block.labels[..], &block.weights[..]);
+        let intercept = |c: usize| if shape.intercept { coefs[k * d + c] } else { 0.0 };
+        let (grad, intercept_grad) = self.grad.split_at_mut(k * d);
+        // Per class `c`, its margins of the chunk's rows, then their exponentials, then their
+        // gradient weights, at `terms[c·CHUNK..][..CHUNK]`.
+        let mut terms = vec![0.0; k * CHUNK];
+        let mut class_sums = vec![0.0; k];
+        let (loss, weight) = RowDots::detect().run(
+            #[inline(always)]
+            |kern| {
+                let (mut loss, mut weight) = (0.0, 0.0);
+                for start in (0..rows).step_by(CHUNK) {
+                    let n = CHUNK.min(rows - start);
+                    let chunk = &x[start * d..(start + n) * d];
+                    let ahead = start + 2 * CHUNK;
+                    if ahead < rows {
+                        kern.prefetch(&x[ahead * d..(ahead + CHUNK).min(rows) * d]);
+                    }
+                    let mut max = [f64::NEG_INFINITY; CHUNK];
+                    for (c, z) in terms.chunks_exact_mut(CHUNK).enumerate() {
+                        margins(kern, chunk, &coefs[c * d..(c + 1) * d], intercept(c), &mut z[..n]);
+                        for (m, &zi) in max.iter_mut().zip(&z[..n]) {
+                            *m = if zi > *m { zi } else { *m };
+                        }
+                    }
+                    // Rows past `n` keep weight 0: they add nothing.
+                    let (mut w, mut y, mut label_margin) = ([0.0; CHUNK], [0; CHUNK], [0.0; CHUNK]);
+                    w[..n].copy_from_slice(&weights[start..start + n]);
+                    for i in 0..n {
+                        y[i] = labels[start + i] as usize;
+                        label_margin[i] = terms[y[i] * CHUNK + i];
+                    }
+                    let mut sum = [0.0; CHUNK];
+                    for z in terms.chunks_exact_mut(CHUNK) {
+                        for i in 0..CHUNK {
+                            // Past `n`, `max` is −∞ and the argument +∞: taken as 0 (e⁰ = 1).
+                            z[i] = exp_nonpositive(z[i] - max[i]);
+                            sum[i] += z[i];
+                        }
+                    }
+                    for i in 0..n {
+                        // log Σ e^{z_c} − z_y = log(sum) + max − z_y.
+                        loss += w[i] * (sum[i].ln() + max[i] - label_margin[i]);
+                        weight += w[i];
+                    }
+                    for (c, (z, class_sum)) in terms.chunks_exact_mut(CHUNK).zip(&mut class_sums).enumerate() {
+                        for i in 0..CHUNK {
+                            z[i] = w[i] * (z[i] / sum[i]);
+                        }
+                        let mut chunk_sum = 0.0;
+                        for i in 0..n {
+                            if y[i] == c {
+                                z[i] -= w[i];
+                            }
+                            chunk_sum += z[i];
+                        }
+                        *class_sum += chunk_sum;
+                        add_scaled_rows(chunk, &z[..n], &mut grad[c * d..(c + 1) * d]);
+                    }
+                }
+                (loss, weight)
+            },
+        );
+        self.loss += loss;
+        self.weight += weight;
+        if shape.intercept {
+            intercept_grad.iter_mut().zip(&class_sums).for_each(|(g, s)| *g += s);
         }
     }
 }
@@ -307,6 +346,48 @@ mod tests {
         };
         let s = LossSums::default().add_block(&multi, &[800.0, -900.0, 0.0, 0.0, -700.0, 1000.0], &b);
         assert!(s.loss.is_finite() && s.grad.iter().all(|g| g.is_finite()), "{s:?}");
+    }
+
+    #[test]
+    fn chunked_multinomial_pass_equals_the_row_by_row_formula() {
+        // 37 rows: two whole chunks and a partial one; 3 classes; 7 features.
+        let (rows, d, k) = (37, 7, 3);
+        let pts: Vec<LabeledPoint> = (0..rows)
+            .map(|r| {
+                let x: Vec<f64> = (0..d).map(|j| ((r * d + j) as f64 * 0.517).cos() * 2.0).collect();
+                LabeledPoint::new((r * 7 % k) as f64, x).with_weight(0.25 + (r % 5) as f64)
+            })
+            .collect();
+        let b = InstanceBlock::from_points(&pts, d);
+        let coefs: Vec<f64> = (0..k * d + k).map(|j| (j as f64 * 0.9).sin()).collect();
+        let shape = Shape {
+            d,
+            k,
+            intercept: true,
+            multinomial: true,
+        };
+        let got = LossSums::default().add_block(&shape, &coefs, &b);
+        let (mut loss, mut weight, mut grad) = (0.0, 0.0, vec![0.0; k * d + k]);
+        for p in &pts {
+            let x = p.features.to_dense();
+            let z: Vec<f64> = (0..k)
+                .map(|c| dot(&x, &coefs[c * d..(c + 1) * d]) + coefs[k * d + c])
+                .collect();
+            let norm: f64 = z.iter().map(|v| v.exp()).sum();
+            let (w, y) = (p.weight, p.label as usize);
+            loss += w * (norm.ln() - z[y]);
+            weight += w;
+            for c in 0..k {
+                let g = w * (z[c].exp() / norm - if c == y { 1.0 } else { 0.0 });
+                axpy(g, &x, &mut grad[c * d..(c + 1) * d]);
+                grad[k * d + c] += g;
+            }
+        }
+        assert_eq!(got.weight, weight);
+        assert!((got.loss - loss).abs() <= 1e-13 * loss.abs(), "{} vs {loss}", got.loss);
+        for (j, (a, e)) in got.grad.iter().zip(&grad).enumerate() {
+            assert!((a - e).abs() <= 1e-12 * e.abs().max(1.0), "coordinate {j}: {a} vs {e}");
+        }
     }
 
     #[test]
