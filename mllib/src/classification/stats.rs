@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{InstanceBlock, LabeledPoint};
 use crate::error::{MlError, Result};
+use crate::linalg::Vector;
+use crate::linalg::simd::vectorized;
 
 /// What the pass found; the first bad row's description in `error`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -30,7 +32,9 @@ impl ClassStats {
         self
     }
 
-    fn add(mut self, p: &LabeledPoint) -> Self {
+    /// Adds one row (`scratch`: room for a sparse row's dense values).
+    #[inline(always)]
+    fn add(mut self, p: &LabeledPoint, scratch: &mut Vec<f64>) -> Self {
         if self.error.is_some() {
             return self;
         }
@@ -51,7 +55,14 @@ impl ClassStats {
             let msg = format!("a row has {d} features, another {}", self.mean.len());
             return self.fail(msg);
         }
-        let x = p.features.to_dense();
+        let x: &[f64] = match &p.features {
+            Vector::Dense(v) => v,
+            sparse => {
+                scratch.resize(d, 0.0);
+                sparse.write_dense(scratch);
+                scratch
+            }
+        };
         if let Some(j) = x.iter().position(|v| !v.is_finite()) {
             return self.fail(format!("feature {j} is {} (label {y})", x[j]));
         }
@@ -64,9 +75,11 @@ impl ClassStats {
         let w = p.weight;
         if w > 0.0 {
             let total = self.weight_sum + w;
-            for ((m, s), xi) in self.mean.iter_mut().zip(self.m2.iter_mut()).zip(&x) {
+            // One division per row, not per feature.
+            let share = w / total;
+            for ((m, s), xi) in self.mean.iter_mut().zip(self.m2.iter_mut()).zip(x) {
                 let delta = xi - *m;
-                *m += delta * w / total;
+                *m += delta * share;
                 *s += w * delta * (xi - *m);
             }
             self.weight_sum = total;
@@ -120,7 +133,13 @@ impl ClassStats {
     pub fn compute(data: &Rdd<LabeledPoint>, depth: u32) -> Result<ClassStats> {
         // The points borrowed where they are cached (no point cloned).
         let stats = data
-            .map_partitions_borrowed(|ps: &[LabeledPoint]| [ps.iter().fold(ClassStats::default(), ClassStats::add)])
+            .map_partitions_borrowed(|ps: &[LabeledPoint]| {
+                let mut scratch = Vec::new();
+                [vectorized(
+                    #[inline(always)]
+                    || ps.iter().fold(ClassStats::default(), |s, p| s.add(p, &mut scratch)),
+                )]
+            })
             .tree_aggregate(
                 ClassStats::default(),
                 |a: ClassStats, b: ClassStats| a.merge(b),
