@@ -19,7 +19,7 @@ use super::stats::{ClassStats, scaled_blocks};
 use crate::data::{DEFAULT_BLOCK_ROWS, InstanceBlock, LabeledPoint};
 use crate::error::{MlError, Result};
 use crate::linalg::Vector;
-use crate::linalg::kernels::{gemv, gemv_t_add};
+use crate::linalg::kernels::margins_then_gradient;
 use crate::optim::OwlQn;
 use crate::persist::{load_model, save_model};
 use crate::summary::TrainingSummary;
@@ -88,22 +88,31 @@ impl HingeSums {
             self.grad = vec![0.0; d + 1];
         }
         let b = if intercept { coefs[d] } else { 0.0 };
-        let mut m = vec![0.0; block.rows];
-        gemv(&block.features, block.rows, d, &coefs[..d], &mut m);
-        let mut intercept_grad = 0.0;
-        for ((mr, &w), &y) in m.iter_mut().zip(block.weights.iter()).zip(block.labels.iter()) {
-            let ys = 2.0 * y - 1.0;
-            let slack = 1.0 - ys * (*mr + b);
-            self.weight += w;
-            if slack > 0.0 {
-                self.loss += w * slack;
-                *mr = -w * ys;
-                intercept_grad += *mr;
-            } else {
-                *mr = 0.0;
-            }
-        }
-        gemv_t_add(&block.features, block.rows, d, &m, &mut self.grad[..d]);
+        let (mut loss, mut weight, mut intercept_grad) = (self.loss, self.weight, 0.0);
+        let (labels, weights) = (&block.labels[..], &block.weights[..]);
+        // Margins, then each row's hinge gradient weight in their place.
+        margins_then_gradient(
+            &block.features,
+            block.rows,
+            &coefs[..d],
+            &mut self.grad[..d],
+            |start, m| {
+                for (i, mr) in m.iter_mut().enumerate() {
+                    let (w, y) = (weights[start + i], labels[start + i]);
+                    let ys = 2.0 * y - 1.0;
+                    let slack = 1.0 - ys * (*mr + b);
+                    weight += w;
+                    if slack > 0.0 {
+                        loss += w * slack;
+                        *mr = -w * ys;
+                        intercept_grad += *mr;
+                    } else {
+                        *mr = 0.0;
+                    }
+                }
+            },
+        );
+        (self.loss, self.weight) = (loss, weight);
         self.grad[d] += intercept_grad;
         self
     }

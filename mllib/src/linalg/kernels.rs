@@ -75,6 +75,41 @@ pub fn gemv(x: &[f64], rows: usize, cols: usize, w: &[f64], out: &mut [f64]) {
     );
 }
 
+/// One pass over a row-major `rows × cols` matrix `x` in L1-sized stretches of [`STRETCH`]
+/// rows: each stretch's `X_s · w` (as [`gemv`]), which `weigh(first row, values)` turns in
+/// place into per-row weights, then `out += X_sᵀ · weights` (as [`gemv_t_add`]) while the rows
+/// are still in L1 — the same numbers as [`gemv`], `weigh` over the whole block, then
+/// [`gemv_t_add`], without a second pass over the block or a vector of its rows. The linear
+/// models' loss-and-gradient passes (least squares, hinge).
+pub(crate) fn margins_then_gradient(
+    x: &[f64],
+    rows: usize,
+    w: &[f64],
+    out: &mut [f64],
+    mut weigh: impl FnMut(usize, &mut [f64]),
+) {
+    let cols = w.len();
+    debug_assert_eq!(x.len(), rows * cols);
+    debug_assert_eq!(out.len(), cols);
+    RowDots::detect().run(
+        #[inline(always)]
+        |k| {
+            let mut values = [0.0; STRETCH];
+            for start in (0..rows).step_by(STRETCH) {
+                let end = (start + STRETCH).min(rows);
+                let ahead = start + 2 * STRETCH;
+                if ahead < rows {
+                    k.prefetch(&x[ahead * cols..(ahead + STRETCH).min(rows) * cols]);
+                }
+                let (stretch, values) = (&x[start * cols..end * cols], &mut values[..end - start]);
+                k.dots(stretch, w, values);
+                weigh(start, values);
+                add_scaled_rows(stretch, values, out);
+            }
+        },
+    );
+}
+
 /// `out += Xᵀ · v` for a row-major `rows × cols` matrix `x`, four rows per pass over `out`:
 /// `out[j] += (v₀·x₀ⱼ + v₁·x₁ⱼ) + (v₂·x₂ⱼ + v₃·x₃ⱼ)`. Rows of weight 0 add nothing (four in a
 /// row are skipped).
@@ -115,6 +150,29 @@ pub(crate) fn add_scaled_rows(rows: &[f64], v: &[f64], out: &mut [f64]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fused_pass_returns_the_bits_of_gemv_then_gemv_t_add() {
+        // 37 rows: two whole stretches and a partial one (quads and single rows).
+        let (rows, cols) = (37, 9);
+        let x: Vec<f64> = (0..rows * cols).map(|i| (i as f64 * 0.731).sin() * 3.0).collect();
+        let w: Vec<f64> = (0..cols).map(|j| (j as f64 * 1.3).cos()).collect();
+        // Rows whose value is negative get weight 0 (as the hinge loss's).
+        let weigh = |first: usize, values: &mut [f64]| {
+            for (i, v) in values.iter_mut().enumerate() {
+                *v = if *v < 0.0 { 0.0 } else { *v * (first + i) as f64 };
+            }
+        };
+        let mut margins = vec![0.0; rows];
+        gemv(&x, rows, cols, &w, &mut margins);
+        weigh(0, &mut margins);
+        let mut want = vec![0.25; cols];
+        gemv_t_add(&x, rows, cols, &margins, &mut want);
+        let mut got = vec![0.25; cols];
+        margins_then_gradient(&x, rows, &w, &mut got, weigh);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want));
+    }
 
     #[test]
     fn gemv_and_transpose_agree_with_naive_loops() {

@@ -18,14 +18,14 @@
 //!
 //! One pass computes the moments, then every evaluation of `F` is one job: broadcast
 //! `v_j = β̃_j/σ_j` and the offset, per block `r = Xv − offset − y/σ_y` by `gemv`, accumulate
-//! `Σ w r²`, `Σ w r` and `Xᵀ(w r)` by `gemv_t_add`, combine with `tree_aggregate`.
+//! `Σ w r²`, `Σ w r` and `Xᵀ(w r)` in one pass (`margins_then_gradient`), combine with `tree_aggregate`.
 
 use flint_engine::{Broadcast, Rdd, with};
 
 use super::moments::{Moments, Penalty, Scaling, scaling};
 use crate::data::InstanceBlock;
 use crate::error::{MlError, Result};
-use crate::linalg::kernels::{gemv, gemv_t_add};
+use crate::linalg::kernels::margins_then_gradient;
 use crate::optim::{Lbfgs, Minimum, OwlQn};
 
 /// The parameters of one solve.
@@ -110,16 +110,19 @@ pub(super) fn solve(blocks: &Rdd<InstanceBlock>, cols: usize, p: &LbfgsParams) -
             (vec![0.0; cols], 0.0, 0.0),
             with(state, |bc: &EvalState, mut acc: Sums, block: InstanceBlock| {
                 let (v, offset, inv_sy) = bc.value();
-                let mut r = vec![0.0; block.rows];
-                gemv(&block.features, block.rows, block.cols, v, &mut r);
-                for (i, ri) in r.iter_mut().enumerate() {
-                    let res = *ri - offset - block.labels[i] * inv_sy;
-                    let wr = block.weights[i] * res;
-                    acc.1 += wr * res;
-                    acc.2 += wr;
-                    *ri = wr;
-                }
-                gemv_t_add(&block.features, block.rows, block.cols, &r, &mut acc.0);
+                let (labels, weights) = (&block.labels[..], &block.weights[..]);
+                let (grad, mut swr2, mut swr) = (&mut acc.0, acc.1, acc.2);
+                // Predictions, then each row's weighted residual in their place.
+                margins_then_gradient(&block.features, block.rows, v, grad, |start, r| {
+                    for (i, ri) in r.iter_mut().enumerate() {
+                        let res = *ri - offset - labels[start + i] * inv_sy;
+                        let wr = weights[start + i] * res;
+                        swr2 += wr * res;
+                        swr += wr;
+                        *ri = wr;
+                    }
+                });
+                (acc.1, acc.2) = (swr2, swr);
                 acc
             }),
             |mut a: Sums, b: Sums| {
