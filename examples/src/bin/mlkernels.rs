@@ -21,7 +21,8 @@ struct Args {
     /// Timed calls per kernel.
     #[arg(long, default_value_t = 20)]
     calls: usize,
-    /// Only this kernel: gemv, gemv_t, logistic, softmax, kmeans or gram (default: all).
+    /// Only this kernel: gemv, gemv_t, logistic, softmax, kmeans, kmeans_lloyd, kmeans_bounded,
+    /// kmeans_moving or gram (default: all).
     #[arg(long)]
     kernel: Option<String>,
     /// One JSON object per kernel instead of a table.

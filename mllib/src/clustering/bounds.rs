@@ -174,6 +174,7 @@ mod tests {
             assign: vec![1; rows],
             upper: vec![2.0; rows],
             lower: vec![3.0; rows],
+            ..Bounds::default()
         }
     }
 

@@ -8,9 +8,10 @@
 //! products: the AVX2 + FMA kernel (chosen at run time where the CPU has it) and the baseline
 //! one train bit-identical models, and they assign as the fitted model predicts.
 //!
-//! Rows go by stretches that fit in the L1 cache: first the rows their bounds settle (with
-//! the next rows' cache lines requested ahead), then the others through the kernel
-//! ([`super::nearest`]) four at a time, then every row of the stretch to the caller, in order.
+//! A Lloyd pass ([`lloyd_block`]) goes by stretches of rows that fit in the L1 cache: first the
+//! rows their bounds settle (most without being read), then the others through the kernel
+//! ([`super::nearest`]) three at a time; then, segment by segment, the clusters' statistics
+//! ([`super::segments`]), read from the rows only where some row changed center.
 
 use std::sync::Arc;
 
@@ -21,8 +22,10 @@ use serde::{Deserialize, Serialize};
 #[cfg(target_arch = "x86_64")]
 use super::nearest::Avx2;
 use super::nearest::{Baseline, GROUP, NearestKernel, ROWS};
+use super::segments::{Segments, segment_rows};
 
 use crate::data::InstanceBlock;
+use crate::device::ClusterSums;
 use crate::linalg::gemm::row_sq_norms;
 
 /// Relative slack on the bounds, far above the rounding of the distances they come from.
@@ -160,12 +163,14 @@ pub(crate) struct Bounds {
     pub upper: Vec<f64>,
     /// Lower bound on `‖x − c_j‖` for every other `j`.
     pub lower: Vec<f64>,
+    /// The statistics of the rows' segments under `assign`.
+    pub segments: Segments,
 }
 
 impl Bounds {
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.assign.capacity() * 4 + (self.upper.capacity() + self.lower.capacity()) * 8
+        self.assign.capacity() * 4 + (self.upper.capacity() + self.lower.capacity()) * 8 + self.segments.bytes()
     }
 
     #[inline]
@@ -178,55 +183,68 @@ impl Bounds {
 
 /// Calls `visit(row, closest center, squared distance to it)` for every row of `nb`, in row
 /// order. Does nothing when there are no centers.
-pub(crate) fn for_each_closest(nb: &NormedBlock, centers: &Centers, visit: impl FnMut(usize, usize, f64)) {
-    assign_rows(nb, centers, None, None, visit);
+pub(crate) fn for_each_closest(nb: &NormedBlock, centers: &Centers, mut visit: impl FnMut(usize, usize, f64)) {
+    if centers.k == 0 {
+        return;
+    }
+    if centers.d == 0 {
+        // Every center is the empty vector: all at distance 0, the first is the closest.
+        (0..nb.block.rows).for_each(|r| visit(r, 0, 0.0));
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(simd) = V3::try_new() {
+        return simd.vectorize(
+            #[inline(always)]
+            || assign_with(Avx2(simd), nb, centers, visit),
+        );
+    }
+    assign_with(Baseline, nb, centers, visit)
 }
 
-/// Assigns every row of `nb` to its closest center as [`for_each_closest`] (same `visit`,
-/// same assignments) and leaves the rows' new bounds in `bounds`, in place.
+/// One Lloyd pass over `nb`: every row assigned to its closest center as [`for_each_closest`]
+/// assigns it, each cluster's statistics (count, weight, weighted sum, cost against
+/// `centers`) added to `out`, and the rows' new bounds and segment statistics left in
+/// `bounds`, in place.
 ///
 /// With `drift` (how far, Euclidean, each center moved since the pass that computed
 /// `bounds`, which must then be this block's), a row whose distance to its center stays below
-/// the lower bound on every other keeps it, and only its exact distance is recomputed; the
-/// others go through the full kernel. Without, or when `bounds` is not this block's, every row
-/// goes through the kernel (`bounds` is resized, its memory reused). Returns how many rows
-/// the bounds spared the kernel.
-pub(crate) fn assign_bounded(
+/// the lower bound on every other keeps it without being read, or after only its exact
+/// distance is recomputed; the others go through the full kernel; and a segment where no row
+/// changed center adds its statistics without reading its rows ([`super::segments`]). Without,
+/// or when `bounds` is not this block's, every row goes through the kernel and every segment's
+/// statistics are computed (`bounds` is resized, its memory reused). Either way `out` receives
+/// the same bits. Returns how many rows the bounds spared the kernel.
+pub(crate) fn lloyd_block(
     nb: &NormedBlock,
     centers: &Centers,
     bounds: &mut Bounds,
     drift: Option<&[f64]>,
-    visit: impl FnMut(usize, usize, f64),
+    out: &mut ClusterSums,
 ) -> usize {
-    let rows = nb.block.rows;
-    let drift = drift.filter(|d| d.len() == centers.k && bounds.assign.len() == rows);
-    if drift.is_none() {
+    let (rows, k, d) = (nb.block.rows, centers.k, centers.d);
+    if k == 0 {
+        return 0;
+    }
+    let segment = segment_rows(k, d, stretch_rows(d));
+    let valid = drift.is_some_and(|m| m.len() == k)
+        && bounds.assign.len() == rows
+        && bounds.segments.shaped(rows, segment, k, d);
+    if !valid {
         bounds.assign.resize(rows, 0);
         bounds.upper.resize(rows, 0.0);
         bounds.lower.resize(rows, 0.0);
+        bounds.segments.reset(rows, segment, k, d);
     }
-    assign_rows(nb, centers, Some(bounds), drift, visit)
-}
-
-/// [`assign_bounded`] (or [`for_each_closest`], without bounds) with the kernel this CPU runs
-/// fastest. `drift` only comes with `bounds` holding the previous pass's.
-fn assign_rows(
-    nb: &NormedBlock,
-    centers: &Centers,
-    mut bounds: Option<&mut Bounds>,
-    drift: Option<&[f64]>,
-    mut visit: impl FnMut(usize, usize, f64),
-) -> usize {
-    if centers.k == 0 {
-        return 0;
-    }
-    if centers.d == 0 {
+    let drift = drift.filter(|_| valid);
+    if d == 0 {
         // Every center is the empty vector: all at distance 0, the first is the closest.
-        for r in 0..nb.block.rows {
-            if let Some(out) = bounds.as_deref_mut() {
-                out.set(r, 0, 0.0, 0.0);
-            }
-            visit(r, 0, 0.0);
+        for r in 0..rows {
+            bounds.set(r, 0, 0.0, 0.0);
+        }
+        for s in 0..rows.div_ceil(segment) {
+            bounds.segments.compute(s, &nb.block, &bounds.assign);
+            bounds.segments.add_to(s, centers, out);
         }
         return 0;
     }
@@ -234,21 +252,114 @@ fn assign_rows(
     if let Some(simd) = V3::try_new() {
         return simd.vectorize(
             #[inline(always)]
-            || assign_with(Avx2(simd), nb, centers, bounds, drift, visit),
+            || lloyd_with(Avx2(simd), nb, centers, bounds, drift, out),
         );
     }
-    assign_with(Baseline, nb, centers, bounds, drift, visit)
+    lloyd_with(Baseline, nb, centers, bounds, drift, out)
 }
 
-/// Rows ahead of the one being checked against its bounds whose cache lines are requested
-/// (the check is too short for the hardware prefetcher to keep up with alone). 32 rather than
-/// 16 or 64: a bounded pass over 2M x 20 from memory, one core, 29-30 against 30-31 ms.
-const AHEAD: usize = 32;
-
-/// Rows per stretch: assigned (bounds first, then the kernel on the rest), then visited in
-/// order while they are still in the L1 cache.
+/// Rows per stretch: assigned (bounds first, then the kernel on the rest) while they are in
+/// the L1 cache.
 fn stretch_rows(d: usize) -> usize {
     (16 * 1024 / (8 * d.max(1))).clamp(ROWS, 256)
+}
+
+/// The rows of the next stretch that will be read, requested from memory a few at a time
+/// while the current stretch is worked on (one row per row worked on): far enough ahead for
+/// the memory's latency, spread out so that the requests never queue up in a burst.
+struct Requests<'a> {
+    rows: &'a [usize],
+    at: usize,
+}
+
+impl<'a> Requests<'a> {
+    fn new(rows: &'a [usize]) -> Self {
+        Requests { rows, at: 0 }
+    }
+
+    /// Requests the next `n` rows of `b`.
+    #[inline(always)]
+    fn issue<K: NearestKernel>(&mut self, kernel: K, b: &InstanceBlock, n: usize) {
+        let end = (self.at + n).min(self.rows.len());
+        for &r in &self.rows[self.at..end] {
+            kernel.prefetch(b.row(r));
+        }
+        self.at = end;
+    }
+
+    /// Requests every row not requested yet.
+    #[inline(always)]
+    fn rest<K: NearestKernel>(&mut self, kernel: K, b: &InstanceBlock) {
+        self.issue(kernel, b, self.rows.len());
+    }
+}
+
+/// For each of `rows` (of `nb`), through the kernel [`ROWS`] at a time: `each(row, closest
+/// center, exact squared distance to it, lower bound on the squared distance to every other
+/// center)`, with `next`'s rows requested as it goes.
+#[inline(always)]
+fn settle<K: NearestKernel>(
+    kernel: K,
+    nb: &NormedBlock,
+    centers: &Centers,
+    rows: &[usize],
+    next: &mut Requests,
+    mut each: impl FnMut(usize, usize, f64, f64),
+) {
+    let b = &nb.block;
+    // Whole groups of rows: the last one padded with copies of its last row.
+    for g in rows.chunks(ROWS) {
+        next.issue(kernel, b, ROWS);
+        let at = |i: usize| g[i.min(g.len() - 1)];
+        let xs: [&[f64]; ROWS] = std::array::from_fn(|i| b.row(at(i)));
+        let xn: [f64; ROWS] = std::array::from_fn(|i| nb.norms[at(i)]);
+        for ((&r, x), near) in g.iter().zip(xs).zip(kernel.nearest(xs, xn, centers)) {
+            let margin = centers.margin(nb.norms[r]);
+            if near.second - near.best <= margin {
+                // A near tie: settle it on exact distances; every center is at least `best`
+                // away.
+                let (j, d2) = closest_dense(x, centers);
+                each(r, j, d2, near.best - margin);
+            } else {
+                each(
+                    r,
+                    near.center,
+                    sq_dist(x, centers.row(near.center)),
+                    near.second - margin,
+                );
+            }
+        }
+    }
+}
+
+/// [`settle`] for a Lloyd pass: each row's center and new bounds go to `bounds` (the square
+/// roots of a group's rows taken together); returns whether a row changed center.
+#[inline(always)]
+fn settle_bounded<K: NearestKernel>(
+    kernel: K,
+    nb: &NormedBlock,
+    centers: &Centers,
+    rows: &[usize],
+    next: &mut Requests,
+    bounds: &mut Bounds,
+) -> bool {
+    const { assert!(ROWS <= 4) };
+    let mut changed = false;
+    for g in rows.chunks(ROWS) {
+        let (mut center, mut d2, mut lower) = ([0usize; ROWS], [0.0f64; 4], [0.0f64; 4]);
+        // `settle` goes through `g`'s rows in order.
+        let mut i = 0;
+        settle(kernel, nb, centers, g, next, |_, j, dist, low| {
+            (center[i], d2[i], lower[i]) = (j, dist, low.max(0.0));
+            i += 1;
+        });
+        let (up, low) = (kernel.sqrt4(d2), kernel.sqrt4(lower));
+        for (i, &r) in g.iter().enumerate() {
+            changed |= bounds.assign[r] as usize != center[i];
+            bounds.set(r, center[i], up[i] * (1.0 + SLACK), low[i] * (1.0 - SLACK));
+        }
+    }
+    changed
 }
 
 #[inline(always)]
@@ -256,65 +367,76 @@ fn assign_with<K: NearestKernel>(
     kernel: K,
     nb: &NormedBlock,
     centers: &Centers,
-    mut bounds: Option<&mut Bounds>,
-    drift: Option<&[f64]>,
     mut visit: impl FnMut(usize, usize, f64),
+) {
+    let (rows, stretch) = (nb.block.rows, stretch_rows(centers.d));
+    let (mut these, mut next) = (Vec::with_capacity(stretch), Vec::with_capacity(stretch));
+    these.extend(0..stretch.min(rows));
+    for start in (0..rows).step_by(stretch) {
+        next.clear();
+        next.extend((start + stretch).min(rows)..(start + 2 * stretch).min(rows));
+        let mut requests = Requests::new(&next);
+        settle(kernel, nb, centers, &these, &mut requests, |r, j, d2, _| {
+            visit(r, j, d2)
+        });
+        requests.rest(kernel, &nb.block);
+        std::mem::swap(&mut these, &mut next);
+    }
+}
+
+#[inline(always)]
+fn lloyd_with<K: NearestKernel>(
+    kernel: K,
+    nb: &NormedBlock,
+    centers: &Centers,
+    bounds: &mut Bounds,
+    drift: Option<&[f64]>,
+    out: &mut ClusterSums,
 ) -> usize {
     let (b, rows) = (&nb.block, nb.block.rows);
-    let mut spared = 0;
     let stretch = stretch_rows(centers.d);
+    let segment = bounds.segments.rows();
     let drifts = drift.map(Drifts::of);
-    // Per row of the stretch: its center and exact squared distance.
-    let mut found = vec![(0usize, 0.0f64); stretch];
+    // The rows of the current and of the next stretch that have to be read.
+    let (mut reads, mut next_reads) = (vec![0; stretch], vec![0; stretch]);
     let mut pending = Vec::with_capacity(stretch);
-    let mut start = 0;
-    while start < rows {
+    // The rows of stretch `start..` to read: those the bounds cannot settle unread (the bounds
+    // moved), or every row.
+    let to_read = |start: usize, bounds: &mut Bounds, out: &mut [usize]| -> usize {
         let end = (start + stretch).min(rows);
+        rows_to_read(start..end, bounds, drifts.as_ref(), out)
+    };
+    let mut n = if rows > 0 { to_read(0, bounds, &mut reads) } else { 0 };
+    let (mut spared, mut changed) = (0, false);
+    for start in (0..rows).step_by(stretch) {
+        let end = (start + stretch).min(rows);
+        let s = start / segment;
+        if start % segment == 0 {
+            changed = !bounds.segments.held(s);
+            bounds.segments.request(s + 1, |bytes| kernel.prefetch_bytes(bytes));
+        }
+        let n_next = if end < rows {
+            to_read(end, bounds, &mut next_reads)
+        } else {
+            0
+        };
+        let mut next = Requests::new(&next_reads[..n_next]);
         pending.clear();
-        match (bounds.as_deref_mut(), &drifts) {
-            (Some(old), Some(drifts)) => {
-                keep_by_bounds(kernel, b, start..end, old, centers, drifts, &mut found, &mut pending)
-            }
-            _ => pending.extend(start..end),
+        match &drifts {
+            Some(_) => tighten(kernel, b, &reads[..n], bounds, centers, &mut next, &mut pending),
+            None => pending.extend_from_slice(&reads[..n]),
         }
-        // Whole groups of rows: the last one padded with copies of its last row.
-        for g in pending.chunks(ROWS) {
-            if drift.is_none() {
-                // Consecutive rows: request the ones the kernel reaches next (the bounds' loop
-                // above did, when there is one).
-                for &r in g.iter().filter(|&&r| r + AHEAD < rows) {
-                    kernel.prefetch(b.row(r + AHEAD));
-                }
-            }
-            let at = |i: usize| g[i.min(g.len() - 1)];
-            let xs: [&[f64]; ROWS] = std::array::from_fn(|i| b.row(at(i)));
-            let xn: [f64; ROWS] = std::array::from_fn(|i| nb.norms[at(i)]);
-            for ((&r, x), near) in g.iter().zip(xs).zip(kernel.nearest(xs, xn, centers)) {
-                let margin = centers.margin(nb.norms[r]);
-                let (center, d2, lower) = if near.second - near.best <= margin {
-                    // A near tie: settle it on exact distances; every center is at least
-                    // `best` away.
-                    let (j, d2) = closest_dense(x, centers);
-                    (j, d2, near.best - margin)
-                } else {
-                    (near.center, sq_dist(x, centers.row(near.center)), near.second - margin)
-                };
-                found[r - start] = (center, d2);
-                if let Some(out) = bounds.as_deref_mut() {
-                    out.set(
-                        r,
-                        center,
-                        d2.sqrt() * (1.0 + SLACK),
-                        lower.max(0.0).sqrt() * (1.0 - SLACK),
-                    );
-                }
-            }
-        }
-        for (r, &(center, d2)) in (start..end).zip(&found) {
-            visit(r, center, d2);
-        }
+        changed |= settle_bounded(kernel, nb, centers, &pending, &mut next, bounds);
+        next.rest(kernel, b);
         spared += (end - start) - pending.len();
-        start = end;
+        if end % segment == 0 || end == rows {
+            if changed {
+                bounds.segments.compute(s, b, &bounds.assign);
+            }
+            bounds.segments.add_to(s, centers, out);
+        }
+        std::mem::swap(&mut reads, &mut next_reads);
+        n = n_next;
     }
     spared
 }
@@ -355,49 +477,78 @@ impl<'a> Drifts<'a> {
     }
 }
 
-/// For each row `r` of `rows` (a stretch of `b`): when its bounds from the previous pass (`old`,
-/// for centers that moved by `drifts` since) prove its center still the closest, its center
-/// and exact squared distance go to `found[r − rows.start]` and its bounds are updated in
-/// place; otherwise `r` goes to `pending`, for the kernel. One loop over the stretch's rows
-/// and bounds zipped (no index arithmetic or bounds checks per row), asking for the rows
-/// [`AHEAD`] on from memory as it goes.
-#[allow(clippy::too_many_arguments)]
+/// The rows of `rows` to read: with `drifts`, [`move_bounds`]; else every row. Written to `out`,
+/// returns how many.
 #[inline(always)]
-fn keep_by_bounds<K: NearestKernel>(
-    kernel: K,
-    b: &InstanceBlock,
+fn rows_to_read(
     rows: std::ops::Range<usize>,
-    old: &mut Bounds,
-    centers: &Centers,
-    drifts: &Drifts,
-    found: &mut [(usize, f64)],
-    pending: &mut Vec<usize>,
-) {
-    let d = centers.d;
-    let (start, end, len) = (rows.start, rows.end, b.features.len());
-    let xs = b.features[start * d..end * d].chunks_exact(d);
-    // The values `AHEAD` rows on, as far as the block goes.
-    let ahead = &b.features[((start + AHEAD) * d).min(len)..((end + AHEAD) * d).min(len)];
+    bounds: &mut Bounds,
+    drifts: Option<&Drifts>,
+    out: &mut [usize],
+) -> usize {
+    match drifts {
+        Some(drifts) => move_bounds(rows, bounds, drifts, out),
+        None => {
+            let n = rows.len();
+            out.iter_mut().zip(rows).for_each(|(o, r)| *o = r);
+            n
+        }
+    }
+}
+
+/// Moves the bounds of `rows` by how far the centers moved since they were computed (the
+/// upper bound up by its center's move, the lower one down by the largest move of the
+/// others) and writes to `out` the rows whose bounds no longer prove their center the
+/// closest, returning how many. Touches only the bounds (zipped: no index arithmetic or
+/// bounds checks) and has no branch: every row's index is written, counted only when the row
+/// has to be read.
+#[inline(always)]
+fn move_bounds(rows: std::ops::Range<usize>, old: &mut Bounds, drifts: &Drifts, out: &mut [usize]) -> usize {
+    let (start, end) = (rows.start, rows.end);
     let bounds = old.assign[start..end]
-        .iter_mut()
+        .iter()
         .zip(&mut old.upper[start..end])
         .zip(&mut old.lower[start..end]);
-    for (i, ((x, ((assign, upper), lower)), f)) in xs.zip(bounds).zip(found.iter_mut()).enumerate() {
-        if let Some(next) = ahead.get(i * d..(i + 1) * d) {
-            kernel.prefetch(next);
-        }
+    let mut n = 0;
+    for (r, ((assign, upper), lower)) in (start..end).zip(bounds) {
         let a = *assign as usize;
-        let low = *lower - drifts.others_than(a);
-        if *upper + drifts.each[a] < low {
-            let d2 = sq_dist(x, centers.row(a));
-            let up = d2.sqrt() * (1.0 + SLACK);
-            if up < low {
-                (*upper, *lower) = (up, low);
-                *f = (a, d2);
-                continue;
+        // A kept row's bounds; a row that goes to the kernel gets new ones.
+        *lower -= drifts.others_than(a);
+        *upper += drifts.each[a];
+        out[n] = r;
+        n += usize::from(*upper >= *lower);
+    }
+    n
+}
+
+/// Tightens the upper bound of each of `rows` (read from `b`) to its exact distance to its
+/// center; those whose bounds then prove the center still the closest keep it, the others
+/// go to `pending`, for the kernel. Four rows at a time (one vector of square roots);
+/// requests one of `next`'s rows per row.
+#[inline(always)]
+fn tighten<K: NearestKernel>(
+    kernel: K,
+    b: &InstanceBlock,
+    rows: &[usize],
+    old: &mut Bounds,
+    centers: &Centers,
+    next: &mut Requests,
+    pending: &mut Vec<usize>,
+) {
+    for four in rows.chunks(4) {
+        next.issue(kernel, b, four.len());
+        let mut d2 = [0.0f64; 4];
+        for (d2, &r) in d2.iter_mut().zip(four) {
+            *d2 = sq_dist(b.row(r), centers.row(old.assign[r] as usize));
+        }
+        for (up, &r) in kernel.sqrt4(d2).iter().zip(four) {
+            let up = up * (1.0 + SLACK);
+            if up < old.lower[r] {
+                old.upper[r] = up;
+            } else {
+                pending.push(r);
             }
         }
-        pending.push(start + i);
     }
 }
 
@@ -439,7 +590,7 @@ mod tests {
     /// Every row's (center, exact squared distance) with `kernel`.
     fn visits<K: NearestKernel>(kernel: K, nb: &NormedBlock, centers: &Centers) -> Vec<(usize, u64)> {
         let mut seen = Vec::new();
-        assign_with(kernel, nb, centers, None, None, |r, j, d2| {
+        assign_with(kernel, nb, centers, |r, j, d2| {
             assert_eq!(r, seen.len(), "rows visited in order");
             seen.push((j, d2.to_bits()));
         });
@@ -503,30 +654,42 @@ mod tests {
         assert_eq!(seen, vec![0; 5]);
     }
 
+    /// Each cluster's statistics row by row, from exact distances.
+    fn row_by_row(nb: &NormedBlock, centers: &Centers) -> ClusterSums {
+        let mut want = ClusterSums::zero(centers.k, centers.d);
+        for_each_closest(nb, centers, |r, j, d2| want.add_row(&nb.block, r, j, d2));
+        want
+    }
+
     #[test]
-    fn bounded_assignments_match_the_full_computation_as_centers_move() {
+    fn bounded_passes_match_the_full_computation_as_centers_move() {
         let nb = wavy(601);
         let mut cs: Vec<Vec<f64>> = (0..7).map(|j| vec![j as f64 - 3.0, 3.0 - j as f64, 0.5]).collect();
         let mut bounds = Bounds::default();
         let mut drift = vec![0.0; cs.len()];
-        let mut pruned = 0;
+        let mut spared = 0;
         for step in 0..12 {
             let centers = Centers::new(&cs, 3);
-            if step > 0 {
-                let b = &bounds;
-                pruned += (0..601)
-                    .filter(|&r| b.upper[r] + drift[b.assign[r] as usize] < b.lower[r])
-                    .count();
-            }
             let prior = (step > 0).then_some(&drift[..]);
-            let mut seen = Vec::new();
-            assign_bounded(&nb, &centers, &mut bounds, prior, |_, j, d2| {
-                seen.push((j, d2.to_bits()))
-            });
-            assert_eq!(seen, brute_force(&nb, &centers), "step {step}");
-            for (r, &(j, _)) in seen.iter().enumerate() {
-                assert_eq!(bounds.assign[r] as usize, j, "step {step}, row {r}");
+            let mut got = ClusterSums::zero(7, 3);
+            spared += lloyd_block(&nb, &centers, &mut bounds, prior, &mut got);
+            let expected: Vec<usize> = brute_force(&nb, &centers).iter().map(|&(j, _)| j).collect();
+            let assigned: Vec<usize> = bounds.assign.iter().map(|&j| j as usize).collect();
+            assert_eq!(assigned, expected, "step {step}");
+            // The same bits as a pass without bounds (every row and segment computed afresh).
+            let mut fresh = ClusterSums::zero(7, 3);
+            lloyd_block(&nb, &centers, &mut Bounds::default(), None, &mut fresh);
+            assert_eq!(got.counts, fresh.counts, "step {step}");
+            assert_eq!(got.weights, fresh.weights, "step {step}");
+            assert_eq!(got.sums, fresh.sums, "step {step}");
+            assert_eq!(got.cost.to_bits(), fresh.cost.to_bits(), "step {step}");
+            // And the statistics row by row, within rounding.
+            let want = row_by_row(&nb, &centers);
+            assert_eq!(got.counts, want.counts, "step {step}");
+            for (g, w) in got.sums.iter().zip(&want.sums) {
+                assert!((g - w).abs() <= 1e-12 * w.abs().max(1.0), "step {step}: {g} {w}");
             }
+            assert!((got.cost - want.cost).abs() <= 1e-12 * want.cost, "step {step}");
             // Move the centers a little, by different amounts.
             for (j, c) in cs.iter_mut().enumerate() {
                 let before = c.clone();
@@ -535,7 +698,7 @@ mod tests {
                 drift[j] = sq_dist(c, &before).sqrt() * (1.0 + 1e-10);
             }
         }
-        assert!(pruned > 1000, "the bounds spared few rows: {pruned}");
+        assert!(spared > 1000, "the bounds spared few rows: {spared}");
     }
 
     #[test]

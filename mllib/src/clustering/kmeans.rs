@@ -7,7 +7,7 @@ use flint_engine::{BoxIter, Broadcast, Rdd, with};
 use serde::{Deserialize, Serialize};
 
 use super::bounds::{self, BlockKey, FitId};
-use super::distance::{Centers, NormedBlock, assign_bounded, sq_dist};
+use super::distance::{Centers, NormedBlock, lloyd_block, sq_dist};
 use super::init;
 use super::input::{InputInfo, scan};
 use super::model::{KMeansModel, KMeansSummary};
@@ -166,14 +166,7 @@ fn bounded_pass(
                                 block,
                             };
                             let (mut b, valid) = bounds::take(key, *pass);
-                            let spared = assign_bounded(
-                                &nb,
-                                centers,
-                                &mut b,
-                                valid.then_some(&drift[..]),
-                                #[inline(always)]
-                                |r, j, dist| acc.sums.add_row(&nb.block, r, j, dist),
-                            );
+                            let spared = lloyd_block(&nb, centers, &mut b, valid.then_some(&drift[..]), &mut acc.sums);
                             bounds::keep(key, *pass, b);
                             acc.spared += spared as u64;
                             acc

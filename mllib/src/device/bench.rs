@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{ClusterSums, Device, device_error};
 use crate::classification::loss::Shape;
-use crate::clustering::distance::{Bounds, Centers, NormedBlock, assign_bounded};
+use crate::clustering::distance::{Bounds, Centers, NormedBlock, lloyd_block};
 use crate::data::InstanceBlock;
 use crate::error::{MlError, Result};
 
@@ -16,9 +16,13 @@ use crate::error::{MlError, Result};
 #[derive(Clone, Debug, Serialize)]
 pub struct KernelTiming {
     /// `gemv` (`X·w`), `gemv_t` (`Xᵀ·v`), `logistic` (fused binomial loss and gradient),
-    /// `softmax` (fused multinomial, 4 classes), `kmeans` (one Lloyd pass, 10 centers),
+    /// `softmax` (fused multinomial, 4 classes), `kmeans` (every row's closest of 10 centers
+    /// and the clusters' sums, the device layer's pass), `kmeans_lloyd` (a CPU Lloyd pass
+    /// without bounds: every row through the kernel, bounds and segment statistics written),
     /// `kmeans_bounded` (the same pass when the previous pass's bounds spare every row the
-    /// distance kernel; CPU only) or `gram` (`XᵀWX`, only for at most 64 columns).
+    /// distance kernel and no segment changes: a late pass; CPU only), `kmeans_moving` (centers
+    /// moving back and forth between passes: most rows read, an early pass; CPU only) or `gram`
+    /// (`XᵀWX`, only for at most 64 columns).
     pub kernel: &'static str,
     /// Where it ran: `cpu` (one core) or the GPU adapter.
     pub device: String,
@@ -61,7 +65,7 @@ fn block(rows: usize, cols: usize) -> InstanceBlock {
 /// ```
 /// use flint_mllib::device::{Device, kernel_timings};
 /// let t = kernel_timings(Device::Cpu, 1_000, 8, 2, None).unwrap();
-/// assert_eq!(t.len(), 7); // gemv, gemv_t, logistic, softmax, kmeans, kmeans_bounded, gram
+/// assert_eq!(t.len(), 9); // gemv, gemv_t, logistic, softmax, kmeans, kmeans_lloyd, kmeans_bounded, kmeans_moving, gram
 /// assert!(t.iter().all(|k| k.device == "cpu" && k.seconds_per_call > 0.0));
 /// let t = kernel_timings(Device::Cpu, 1_000, 8, 2, Some("kmeans")).unwrap();
 /// assert_eq!(t.len(), 1);
@@ -74,13 +78,15 @@ pub fn kernel_timings(
     calls: usize,
     only: Option<&str>,
 ) -> Result<Vec<KernelTiming>> {
-    const KERNELS: [&str; 7] = [
+    const KERNELS: [&str; 9] = [
         "gemv",
         "gemv_t",
         "logistic",
         "softmax",
         "kmeans",
+        "kmeans_lloyd",
         "kmeans_bounded",
+        "kmeans_moving",
         "gram",
     ];
     if let Some(name) = only.filter(|n| !KERNELS.contains(n)) {
@@ -152,19 +158,27 @@ pub fn kernel_timings(
         let (mut bounds, drift) = (Bounds::default(), vec![0.0; centers.k]);
         let mut sums = ClusterSums::zero(centers.k, cols);
         let mut pass = |drift: Option<&[f64]>| {
-            // As the Lloyd pass does (inlined into the kernel's loop).
-            assign_bounded(
-                &nb,
-                &centers,
-                &mut bounds,
-                drift,
-                #[inline(always)]
-                |r, j, dist| sums.add_row(&nb.block, r, j, dist),
-            );
+            lloyd_block(&nb, &centers, &mut bounds, drift, &mut sums);
         };
-        pass(None);
+        time("kmeans_lloyd", &mut || {
+            pass(None);
+            Ok(())
+        })?;
         time("kmeans_bounded", &mut || {
             pass(Some(&drift));
+            Ok(())
+        })?;
+        // Centers that move back and forth between passes (on this uniform data most rows are
+        // read, a quarter go through the kernel and every segment changes: an early pass).
+        let moved: Vec<Vec<f64>> = (0..centers.k)
+            .map(|j| centers.row(j).iter().map(|x| x + 0.01).collect())
+            .collect();
+        let both = [centers.clone(), Centers::new(&moved, cols)];
+        let step = vec![(cols as f64).sqrt() * 0.01 * (1.0 + 1e-9); centers.k];
+        let mut turn = 0;
+        time("kmeans_moving", &mut || {
+            turn += 1;
+            lloyd_block(&nb, &both[turn % 2], &mut bounds, Some(&step), &mut sums);
             Ok(())
         })?;
     }
