@@ -1,7 +1,8 @@
 //! Squared Euclidean distances of block rows to a set of centers, and each row's closest center.
 //!
 //! The closest center is picked with `‖x‖² − 2·x·c + ‖c‖²` (a matrix product), then its distance
-//! is recomputed exactly (`Σ (x − c)²`, [`sq_dist`]), so that costs carry no cancellation error.
+//! is recomputed exactly (`Σ (x − c)²`, [`sq_dist`]), so that distances (the model's costs, the
+//! bounds) carry no cancellation error; a Lloyd pass's cost comes from segment statistics.
 //! When the runner-up is within the rounding error of that expression ([`Centers::margin`]), the
 //! tie is settled on exact distances (lowest index first, as [`closest_dense`]). So the
 //! assignment of a row is *the* closest center by [`sq_dist`], whatever kernel computed the
@@ -11,7 +12,7 @@
 //! A Lloyd pass ([`lloyd_block`]) goes by stretches of rows that fit in the L1 cache: first the
 //! rows their bounds settle (most without being read), then the others through the kernel
 //! ([`super::nearest`]) three at a time; then, segment by segment, the clusters' statistics
-//! ([`super::segments`]), read from the rows only where some row changed center.
+//! ([`super::segments`]), read from the rows only for the centers some row left or joined.
 
 use std::sync::Arc;
 
@@ -102,23 +103,38 @@ impl Centers {
     }
 }
 
-/// An instance block with the squared norms of its rows (computed once, cached with it).
+/// An instance block with the squared norms of its rows, and of its rows less the block's
+/// mean row (computed once, cached with it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct NormedBlock {
     /// The rows.
     pub block: InstanceBlock,
     /// `‖x_r‖²` per row.
     pub norms: Arc<Vec<f64>>,
+    /// The block's mean row `m`.
+    pub mean: Arc<Vec<f64>>,
+    /// `‖x_r − m‖²` per row: the scatter of a set of rows about its own mean follows from
+    /// these without reading the rows ([`super::segments`]).
+    pub centered: Arc<Vec<f64>>,
 }
 
 impl NormedBlock {
     /// Computes the row norms of `block`.
     pub fn new(block: InstanceBlock) -> Self {
-        let mut norms = vec![0.0; block.rows];
-        row_sq_norms(&block.features, block.rows, block.cols, &mut norms);
+        let (rows, d) = (block.rows, block.cols);
+        let mut norms = vec![0.0; rows];
+        row_sq_norms(&block.features, rows, d, &mut norms);
+        let mut mean = vec![0.0; d];
+        for r in 0..rows {
+            mean.iter_mut().zip(block.row(r)).for_each(|(m, x)| *m += x);
+        }
+        mean.iter_mut().for_each(|m| *m /= rows.max(1) as f64);
+        let centered = (0..rows).map(|r| sq_dist(block.row(r), &mean)).collect();
         NormedBlock {
             block,
             norms: Arc::new(norms),
+            mean: Arc::new(mean),
+            centered: Arc::new(centered),
         }
     }
 
@@ -210,11 +226,12 @@ pub(crate) fn for_each_closest(nb: &NormedBlock, centers: &Centers, mut visit: i
 /// With `drift` (how far, Euclidean, each center moved since the pass that computed
 /// `bounds`, which must then be this block's), a row whose distance to its center stays below
 /// the lower bound on every other keeps it without being read, or after only its exact
-/// distance is recomputed; the others go through the full kernel; and a segment where no row
-/// changed center adds its statistics without reading its rows ([`super::segments`]). Without,
-/// or when `bounds` is not this block's, every row goes through the kernel and every segment's
-/// statistics are computed (`bounds` is resized, its memory reused). Either way `out` receives
-/// the same bits. Returns how many rows the bounds spared the kernel.
+/// distance is recomputed; the others go through the full kernel; and a segment adds its
+/// statistics without reading its rows, but those of the centers some row left or joined
+/// ([`super::segments`]). Without, or when `bounds` is not this block's, every row goes
+/// through the kernel and every segment's statistics are computed (`bounds` is resized, its
+/// memory reused). Either way `out` receives the same bits. Returns how many rows the bounds
+/// spared the kernel.
 pub(crate) fn lloyd_block(
     nb: &NormedBlock,
     centers: &Centers,
@@ -243,7 +260,7 @@ pub(crate) fn lloyd_block(
             bounds.set(r, 0, 0.0, 0.0);
         }
         for s in 0..rows.div_ceil(segment) {
-            bounds.segments.compute(s, &nb.block, &bounds.assign);
+            bounds.segments.compute(s, nb, &bounds.assign, None);
             bounds.segments.add_to(s, centers, out);
         }
         return 0;
@@ -333,7 +350,7 @@ fn settle<K: NearestKernel>(
 }
 
 /// [`settle`] for a Lloyd pass: each row's center and new bounds go to `bounds` (the square
-/// roots of a group's rows taken together); returns whether a row changed center.
+/// roots of a group's rows taken together); the centers rows left or joined go to `moved`.
 #[inline(always)]
 fn settle_bounded<K: NearestKernel>(
     kernel: K,
@@ -342,9 +359,9 @@ fn settle_bounded<K: NearestKernel>(
     rows: &[usize],
     next: &mut Requests,
     bounds: &mut Bounds,
-) -> bool {
+    moved: &mut Moved,
+) {
     const { assert!(ROWS <= 4) };
-    let mut changed = false;
     for g in rows.chunks(ROWS) {
         let (mut center, mut d2, mut lower) = ([0usize; ROWS], [0.0f64; 4], [0.0f64; 4]);
         // `settle` goes through `g`'s rows in order.
@@ -355,11 +372,32 @@ fn settle_bounded<K: NearestKernel>(
         });
         let (up, low) = (kernel.sqrt4(d2), kernel.sqrt4(lower));
         for (i, &r) in g.iter().enumerate() {
-            changed |= bounds.assign[r] as usize != center[i];
+            moved.add(bounds.assign[r] as usize, center[i]);
             bounds.set(r, center[i], up[i] * (1.0 + SLACK), low[i] * (1.0 - SLACK));
         }
     }
-    changed
+}
+
+/// The centers some row of a segment left or joined in a pass: a bit per center under 64, or
+/// all of them.
+#[derive(Clone, Copy)]
+struct Moved {
+    bits: u64,
+    all: bool,
+}
+
+impl Moved {
+    /// A row went from center `from` to center `to` (nothing when they are the same).
+    #[inline(always)]
+    fn add(&mut self, from: usize, to: usize) {
+        if from != to {
+            if from.max(to) < 64 {
+                self.bits |= (1 << from) | (1 << to);
+            } else {
+                self.all = true;
+            }
+        }
+    }
 }
 
 #[inline(always)]
@@ -407,12 +445,17 @@ fn lloyd_with<K: NearestKernel>(
         rows_to_read(start..end, bounds, drifts.as_ref(), out)
     };
     let mut n = if rows > 0 { to_read(0, bounds, &mut reads) } else { 0 };
-    let (mut spared, mut changed) = (0, false);
+    let mut spared = 0;
+    let mut moved = Moved { bits: 0, all: false };
+
     for start in (0..rows).step_by(stretch) {
         let end = (start + stretch).min(rows);
         let s = start / segment;
         if start % segment == 0 {
-            changed = !bounds.segments.held(s);
+            moved = Moved {
+                bits: 0,
+                all: !bounds.segments.held(s),
+            };
             bounds.segments.request(s + 1, |bytes| kernel.prefetch_bytes(bytes));
         }
         let n_next = if end < rows {
@@ -422,16 +465,23 @@ fn lloyd_with<K: NearestKernel>(
         };
         let mut next = Requests::new(&next_reads[..n_next]);
         pending.clear();
-        match &drifts {
-            Some(_) => tighten(kernel, b, &reads[..n], bounds, centers, &mut next, &mut pending),
-            None => pending.extend_from_slice(&reads[..n]),
+        // Tightening a row's upper bound costs its exact distance: when the bounds of most of
+        // the stretch's rows failed (the centers moved far, an early pass), so would most
+        // tightened ones, and the rows go straight to the kernel. Which rows are spared never
+        // changes an assignment.
+        if drifts.is_some() && 2 * n <= end - start {
+            tighten(kernel, b, &reads[..n], bounds, centers, &mut next, &mut pending);
+        } else {
+            pending.extend_from_slice(&reads[..n]);
         }
-        changed |= settle_bounded(kernel, nb, centers, &pending, &mut next, bounds);
+        settle_bounded(kernel, nb, centers, &pending, &mut next, bounds, &mut moved);
         next.rest(kernel, b);
         spared += (end - start) - pending.len();
         if end % segment == 0 || end == rows {
-            if changed {
-                bounds.segments.compute(s, b, &bounds.assign);
+            if moved.all {
+                bounds.segments.compute(s, nb, &bounds.assign, None);
+            } else if moved.bits != 0 {
+                bounds.segments.compute(s, nb, &bounds.assign, Some(moved.bits));
             }
             bounds.segments.add_to(s, centers, out);
         }

@@ -6,52 +6,50 @@
 //! `S = Σ wᵣ·xᵣ` and the scatter about the segment's own mean `W = Σ wᵣ‖xᵣ − S/w‖²`. They
 //! depend only on the rows and their assignments, not on the centers, so a segment whose rows
 //! all keep their center contributes the same numbers as in the previous pass. The cost against
-//! a center `c` follows without the rows: `Σ wᵣ‖xᵣ − c‖² = W + ‖S − w·c‖² / w` (both terms
-//! sums of squares: no cancellation). Every CPU pass, with bounds or without, computes a
+//! a center `c` follows without the rows: `Σ wᵣ‖xᵣ − c‖² = W + ‖S − w·c‖² / w`.
+//!
+//! `W` comes from each row's squared distance to its block's mean row `m` (computed once with
+//! the block): `W = Σ wᵣ‖xᵣ − m‖² − ‖S − w·m‖² / w`, one addition per row. Centering on the
+//! block's mean keeps the cancellation small: the relative error of the cost is about the
+//! rounding unit times the ratio of the rows' scatter about their block's mean to their
+//! scatter about their clusters' centers (rather than to `‖x‖²`, as `‖x‖² − 2x·c + ‖c‖²`
+//! would give). Every CPU pass, with bounds or without, computes a
 //! block's statistics this way (segment by segment, in row order), so a pass that starts from
 //! cached statistics gives the same bits as one that recomputes them.
 
-use crate::data::InstanceBlock;
 use crate::device::ClusterSums;
-use crate::linalg::kernels::axpy;
 
-use super::distance::{Centers, sq_dist};
-
-/// Marks a segment whose statistics are not held (to compute).
-const NOT_HELD: u32 = u32::MAX;
+use super::distance::{Centers, NormedBlock};
 
 /// Rows per segment for `k` centers of dimension `d`, a multiple of the stretch (`stretch`
-/// rows): at least enough rows that the statistics (`k` slots of `d + 3` numbers) take an
-/// eighth of the rows' bytes at most.
+/// rows): at least enough rows that the statistics (`d + 3` numbers per center) take an eighth
+/// of the rows' bytes at most.
 pub(super) fn segment_rows(k: usize, d: usize, stretch: usize) -> usize {
     let need = (8 * k * (d + 3)).div_ceil(d.max(1));
     need.div_ceil(stretch).max(1) * stretch
 }
 
-/// The statistics of every segment of one block (see the module's documentation).
+/// The statistics of every segment of one block (see the module's documentation), per center:
+/// segment `s`'s numbers for center `j` are at `s·k + j` (`d` values from `(s·k + j)·d` for
+/// the sums); a center with no row in the segment has a count of 0.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Segments {
     /// Rows of the block.
     block_rows: usize,
     /// Rows per segment (the last one may have fewer).
     rows: usize,
-    /// Slots per segment: `min(k, rows)`.
-    slots: usize,
+    /// Centers.
+    k: usize,
     /// Dimension.
     d: usize,
-    /// Per segment: slots in use, or [`NOT_HELD`].
-    used: Vec<u32>,
-    /// Per slot: its cluster, row count, `w` and `W`.
-    clusters: Vec<u32>,
+    /// Per segment: whether its statistics are held.
+    held: Vec<bool>,
+    /// Per segment and center: row count, `w` and `W`.
     counts: Vec<u32>,
     weights: Vec<f64>,
     scatter: Vec<f64>,
-    /// Per slot: `S` (`d` values).
+    /// Per segment and center: `S` (`d` values).
     sums: Vec<f64>,
-    /// Scratch: each cluster's slot in the segment being computed ([`NOT_HELD`] if none).
-    slot_of: Vec<u32>,
-    /// Scratch: the mean of each slot of the segment being computed.
-    means: Vec<f64>,
 }
 
 impl Segments {
@@ -60,24 +58,19 @@ impl Segments {
     pub fn reset(&mut self, block_rows: usize, rows: usize, k: usize, d: usize) {
         let rows = rows.max(1);
         let segments = block_rows.div_ceil(rows);
-        let slots = k.min(rows);
-        (self.block_rows, self.rows, self.slots, self.d) = (block_rows, rows, slots, d);
-        self.used.clear();
-        self.used.resize(segments, NOT_HELD);
-        let n = segments * slots;
-        self.clusters.resize(n, 0);
+        (self.block_rows, self.rows, self.k, self.d) = (block_rows, rows, k, d);
+        self.held.clear();
+        self.held.resize(segments, false);
+        let n = segments * k;
         self.counts.resize(n, 0);
         self.weights.resize(n, 0.0);
         self.scatter.resize(n, 0.0);
         self.sums.resize(n * d, 0.0);
-        self.slot_of.clear();
-        self.slot_of.resize(k, NOT_HELD);
-        self.means.resize(slots * d, 0.0);
     }
 
     /// Whether the segments have this shape (and may hold statistics).
     pub fn shaped(&self, block_rows: usize, rows: usize, k: usize, d: usize) -> bool {
-        (self.block_rows, self.rows, self.d, self.slot_of.len()) == (block_rows, rows.max(1), d, k)
+        (self.block_rows, self.rows, self.k, self.d) == (block_rows, rows.max(1), k, d)
     }
 
     /// Rows per segment.
@@ -87,68 +80,66 @@ impl Segments {
 
     /// Whether segment `s`'s statistics are held.
     pub fn held(&self, s: usize) -> bool {
-        self.used[s] != NOT_HELD
+        self.held[s]
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        (self.used.capacity() + self.clusters.capacity() + self.counts.capacity() + self.slot_of.capacity()) * 4
-            + (self.weights.capacity() + self.scatter.capacity() + self.sums.capacity() + self.means.capacity()) * 8
+        self.held.capacity()
+            + self.counts.capacity() * 4
+            + (self.weights.capacity() + self.scatter.capacity() + self.sums.capacity()) * 8
     }
 
-    /// Computes segment `s`'s statistics: rows `s·rows..` of `b`, row `r` in cluster
-    /// `assign[r]`. Inlined into the caller's loop (which may be compiled for AVX2).
+    /// Computes segment `s`'s statistics: rows `s·rows..` of `nb`, row `r` in cluster
+    /// `assign[r]`; with `only` (a bit per center, centers under 64), only those centers'
+    /// (the others' are held and unchanged: only their rows are read). Each center's numbers
+    /// are the same bits either way: its rows' in row order. Inlined into the caller's loop
+    /// (which may be compiled for AVX2).
     #[inline(always)]
-    pub fn compute(&mut self, s: usize, b: &InstanceBlock, assign: &[u32]) {
-        let (d, slots) = (self.d, self.slots);
+    pub fn compute(&mut self, s: usize, nb: &NormedBlock, assign: &[u32], only: Option<u64>) {
+        let (b, d, k) = (&nb.block, self.d, self.k);
         let (start, end) = (s * self.rows, ((s + 1) * self.rows).min(b.rows));
-        let base = s * slots;
+        let wanted = |j: usize| only.is_none_or(|bits| bits >> j & 1 == 1);
         // Everything as plain slices, hoisted out of the loops.
-        let (xs, ws, assign) = (
+        let (xs, ws, qs) = (
             &b.features[start * d..end * d],
             &b.weights[start..end],
-            &assign[start..end],
+            &nb.centered[start..end],
         );
-        let clusters = &mut self.clusters[base..base + slots];
-        let counts = &mut self.counts[base..base + slots];
-        let weights = &mut self.weights[base..base + slots];
-        let scatter = &mut self.scatter[base..base + slots];
-        let sums = &mut self.sums[base * d..(base + slots) * d];
-        let (slot_of, means) = (&mut self.slot_of[..], &mut self.means[..]);
-        let mut used = 0usize;
-        for (i, (&w, &j)) in ws.iter().zip(assign).enumerate() {
-            let mut slot = slot_of[j as usize] as usize;
-            if slot == NOT_HELD as usize {
-                slot = used;
-                used += 1;
-                slot_of[j as usize] = slot as u32;
-                (clusters[slot], counts[slot], weights[slot], scatter[slot]) = (j, 0, 0.0, 0.0);
-                sums[slot * d..(slot + 1) * d].fill(0.0);
-            }
-            counts[slot] += 1;
-            weights[slot] += w;
-            axpy(w, &xs[i * d..(i + 1) * d], &mut sums[slot * d..(slot + 1) * d]);
+        let assign = &assign[start..end];
+        let at = s * k..(s + 1) * k;
+        let counts = &mut self.counts[at.clone()];
+        let weights = &mut self.weights[at.clone()];
+        let scatter = &mut self.scatter[at.clone()];
+        let sums = &mut self.sums[at.start * d..at.end * d];
+        for j in (0..k).filter(|&j| wanted(j)) {
+            (counts[j], weights[j], scatter[j]) = (0, 0.0, 0.0);
+            sums[j * d..(j + 1) * d].fill(0.0);
         }
-        for slot in 0..used {
-            let w = weights[slot];
-            for (m, s) in means[slot * d..(slot + 1) * d]
-                .iter_mut()
-                .zip(&sums[slot * d..(slot + 1) * d])
-            {
-                *m = s / w;
+        for (i, ((&w, &q), &j)) in ws.iter().zip(qs).zip(assign).enumerate() {
+            let j = j as usize;
+            if !wanted(j) {
+                continue;
+            }
+            counts[j] += 1;
+            weights[j] += w;
+            // Until the correction below: `Σ w·‖x − m‖²`.
+            scatter[j] += w * q;
+            // `w · x` is `x` for a unit weight: the same sums as adding the row.
+            for (s, x) in sums[j * d..(j + 1) * d].iter_mut().zip(&xs[i * d..(i + 1) * d]) {
+                *s += w * x;
             }
         }
-        for (i, (&w, &j)) in ws.iter().zip(assign).enumerate() {
-            let slot = slot_of[j as usize] as usize;
-            // A cluster of zero weight has no mean and adds nothing to the cost.
-            if weights[slot] > 0.0 {
-                scatter[slot] += w * sq_dist(&xs[i * d..(i + 1) * d], &means[slot * d..(slot + 1) * d]);
-            }
+        for j in (0..k).filter(|&j| wanted(j)) {
+            // A cluster of zero weight (every row weighs 0) has no scatter.
+            let w = weights[j];
+            scatter[j] = if w > 0.0 {
+                (scatter[j] - off_center(&sums[j * d..(j + 1) * d], w, &nb.mean)).max(0.0)
+            } else {
+                0.0
+            };
         }
-        for &j in &clusters[..used] {
-            slot_of[j as usize] = NOT_HELD;
-        }
-        self.used[s] = used as u32;
+        self.held[s] = true;
     }
 
     /// Requests segment `s`'s statistics from memory (`prefetch` of each array's part): they
@@ -156,12 +147,11 @@ impl Segments {
     /// the loop behind it.
     #[inline(always)]
     pub fn request(&self, s: usize, prefetch: impl Fn(&[u8])) {
-        let (slots, d) = (self.slots, self.d);
-        if s >= self.used.len() {
+        if s >= self.held.len() {
             return;
         }
-        let at = s * slots..(s + 1) * slots;
-        prefetch(bytemuck::cast_slice(&self.clusters[at.clone()]));
+        let (k, d) = (self.k, self.d);
+        let at = s * k..(s + 1) * k;
         prefetch(bytemuck::cast_slice(&self.counts[at.clone()]));
         prefetch(bytemuck::cast_slice(&self.weights[at.clone()]));
         prefetch(bytemuck::cast_slice(&self.scatter[at.clone()]));
@@ -171,10 +161,12 @@ impl Segments {
     /// Adds segment `s`'s statistics (held) to `out`, with its cost against `centers`.
     #[inline(always)]
     pub fn add_to(&self, s: usize, centers: &Centers, out: &mut ClusterSums) {
-        let d = self.d;
-        let base = s * self.slots;
-        for at in base..base + self.used[s] as usize {
-            let j = self.clusters[at] as usize;
+        let (k, d) = (self.k, self.d);
+        for j in 0..k {
+            let at = s * k + j;
+            if self.counts[at] == 0 {
+                continue;
+            }
             let (sum, w) = (&self.sums[at * d..(at + 1) * d], self.weights[at]);
             out.sums[j * d..(j + 1) * d]
                 .iter_mut()
@@ -183,21 +175,24 @@ impl Segments {
             out.weights[j] += w;
             out.counts[j] += u64::from(self.counts[at]);
             if w > 0.0 {
-                let off: f64 = sum
-                    .iter()
-                    .zip(centers.row(j))
-                    .map(|(s, c)| (s - w * c) * (s - w * c))
-                    .sum();
-                out.cost += self.scatter[at] + off / w;
+                out.cost += self.scatter[at] + off_center(sum, w, centers.row(j));
             }
         }
     }
 }
 
+/// `‖S − w·c‖² / w`: what the rows of sum `S` and weight `w` (> 0) add to their scatter
+/// about their mean when measured from `c` instead.
+#[inline(always)]
+fn off_center(sum: &[f64], w: f64, c: &[f64]) -> f64 {
+    sum.iter().zip(c).map(|(s, c)| (s - w * c) * (s - w * c)).sum::<f64>() / w
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::LabeledPoint;
+    use crate::clustering::distance::sq_dist;
+    use crate::data::{InstanceBlock, LabeledPoint};
 
     fn block(rows: &[(Vec<f64>, f64)]) -> InstanceBlock {
         let points: Vec<LabeledPoint> = rows
@@ -219,7 +214,8 @@ mod tests {
                 )
             })
             .collect();
-        let b = block(&rows);
+        let nb = NormedBlock::new(block(&rows));
+        let b = &nb.block;
         let assign: Vec<u32> = (0..23).map(|i| [0, 2, 2, 1][i % 4]).collect();
         let cs: Vec<Vec<f64>> = (0..4).map(|j| vec![j as f64, -1.0, 0.5 * j as f64]).collect();
         let centers = Centers::new(&cs, 3);
@@ -228,13 +224,13 @@ mod tests {
         assert!(seg.shaped(23, 5, 4, 3) && !seg.shaped(24, 5, 4, 3) && !seg.held(0));
         let mut got = ClusterSums::zero(4, 3);
         for s in 0..5 {
-            seg.compute(s, &b, &assign);
+            seg.compute(s, &nb, &assign, None);
             assert!(seg.held(s));
             seg.add_to(s, &centers, &mut got);
         }
         let mut want = ClusterSums::zero(4, 3);
         for (r, &j) in assign.iter().enumerate() {
-            want.add_row(&b, r, j as usize, sq_dist(b.row(r), centers.row(j as usize)));
+            want.add_row(b, r, j as usize, sq_dist(b.row(r), centers.row(j as usize)));
         }
         assert_eq!((&got.counts, &got.weights), (&want.counts, &want.weights));
         for (g, w) in got.sums.iter().zip(&want.sums) {
@@ -249,11 +245,39 @@ mod tests {
         // Computing again gives the same bits; a single-segment shape agrees within rounding.
         let mut again = ClusterSums::zero(4, 3);
         for s in 0..5 {
-            seg.compute(s, &b, &assign);
+            seg.compute(s, &nb, &assign, None);
             seg.add_to(s, &centers, &mut again);
         }
         assert_eq!(again.cost.to_bits(), got.cost.to_bits());
         assert_eq!(again.sums, got.sums);
+    }
+
+    #[test]
+    fn recomputing_only_the_centers_rows_moved_between_gives_the_full_bits() {
+        let rows: Vec<(Vec<f64>, f64)> = (0..40)
+            .map(|i| {
+                (
+                    vec![(i as f64 * 0.37).sin() * 3.0, i as f64 * 0.05 - 1.0],
+                    0.5 + (i % 4) as f64,
+                )
+            })
+            .collect();
+        let nb = NormedBlock::new(block(&rows));
+        let mut assign: Vec<u32> = (0..40).map(|i| (i * 7 % 5) as u32).collect();
+        let (mut held, mut fresh) = (Segments::default(), Segments::default());
+        held.reset(40, 16, 5, 2);
+        for s in 0..3 {
+            held.compute(s, &nb, &assign, None);
+        }
+        // Rows 3 and 20 move (segments 0 and 1), from centers 1 and 0 to 4 and 1.
+        (assign[3], assign[20]) = (4, 1);
+        held.compute(0, &nb, &assign, Some(0b10010));
+        held.compute(1, &nb, &assign, Some(0b00011));
+        fresh.reset(40, 16, 5, 2);
+        for s in 0..3 {
+            fresh.compute(s, &nb, &assign, None);
+        }
+        assert_eq!(held, fresh);
     }
 
     #[test]
