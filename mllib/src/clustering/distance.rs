@@ -1,8 +1,9 @@
 //! Squared Euclidean distances of block rows to a set of centers, and each row's closest center.
 //!
-//! The closest center is picked with `‖x‖² − 2·x·c + ‖c‖²` (a matrix product), then its distance
-//! is recomputed exactly (`Σ (x − c)²`, [`sq_dist`]), so that distances (the model's costs, the
-//! bounds) carry no cancellation error; a Lloyd pass's cost comes from segment statistics.
+//! The closest center is picked with `‖x‖² − 2·x·c + ‖c‖²` (a matrix product); where a distance
+//! is reported (predictions, the model's cost) it is recomputed exactly (`Σ (x − c)²`,
+//! [`sq_dist`]), so it carries no cancellation error. A Lloyd pass takes its cost from segment
+//! statistics and its bounds from the kernel's values widened by their rounding margin.
 //! When the runner-up is within the rounding error of that expression ([`Centers::margin`]), the
 //! tie is settled on exact distances (lowest index first, as [`closest_dense`]). So the
 //! assignment of a row is *the* closest center by [`sq_dist`], whatever kernel computed the
@@ -28,7 +29,6 @@ use super::segments::{Segments, segment_rows};
 use crate::data::InstanceBlock;
 use crate::device::ClusterSums;
 use crate::linalg::gemm::row_sq_norms;
-use crate::linalg::kernels::dot;
 
 /// Relative slack on the bounds, far above the rounding of the distances they come from.
 const SLACK: f64 = 1e-10;
@@ -163,6 +163,23 @@ pub(crate) fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
     (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
+/// `‖x‖²` with the same four partial sums as [`crate::linalg::kernels::dot`] (the same bits),
+/// always inlined: called from a kernel compiled for AVX2, an outlined `dot` runs the baseline
+/// target's code behind a call, which measured a sixth of a pass without bounds.
+#[inline(always)]
+fn sq_norm(x: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let chunks = x.chunks_exact(4);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for i in 0..4 {
+            acc[i] += c[i] * c[i];
+        }
+    }
+    tail.iter()
+        .fold((acc[0] + acc[1]) + (acc[2] + acc[3]), |sum, v| sum + v * v)
+}
+
 /// What one row's last assignment proved (Hamerly's bounds, kept between Lloyd iterations
 /// by [`super::bounds`]): its center, an upper bound on the (Euclidean, not squared) distance
 /// to that center and a lower bound on the distance to every other center, both valid for the
@@ -206,10 +223,12 @@ pub(crate) fn for_each_closest(nb: &NormedBlock, centers: &Centers, mut visit: i
     }
     #[cfg(target_arch = "x86_64")]
     if let Some(simd) = V3::try_new() {
-        return simd.vectorize(
-            #[inline(always)]
-            || assign_with(Avx2(simd), nb, centers, visit),
-        );
+        return simd.vectorize(AssignOnAvx2 {
+            simd,
+            nb,
+            centers,
+            visit,
+        });
     }
     assign_with(Baseline, nb, centers, visit)
 }
@@ -263,12 +282,67 @@ pub(crate) fn lloyd_block(
     }
     #[cfg(target_arch = "x86_64")]
     if let Some(simd) = V3::try_new() {
-        return simd.vectorize(
-            #[inline(always)]
-            || lloyd_with(Avx2(simd), nb, centers, bounds, drift, out),
-        );
+        return simd.vectorize(LloydOnAvx2 {
+            simd,
+            nb,
+            centers,
+            bounds,
+            drift,
+            out,
+        });
     }
     lloyd_with(Baseline, nb, centers, bounds, drift, out)
+}
+
+/// [`lloyd_with`] on the AVX2 kernel, for [`V3::vectorize`] (which compiles what it inlines
+/// for AVX2 + FMA): its `call` is always inlined there, and so is the pass. Not a closure: a
+/// closure handed to `vectorize` is called through a `FnOnce` shim that the compiler may keep
+/// out of line, and it did once the pass grew: the whole pass then ran as baseline code
+/// calling each intrinsic, twenty times slower.
+#[cfg(target_arch = "x86_64")]
+struct LloydOnAvx2<'a> {
+    simd: V3,
+    nb: &'a NormedBlock,
+    centers: &'a Centers,
+    bounds: &'a mut Bounds,
+    drift: Option<&'a [f64]>,
+    out: &'a mut ClusterSums,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl pulp::NullaryFnOnce for LloydOnAvx2<'_> {
+    type Output = usize;
+
+    #[inline(always)]
+    fn call(self) -> usize {
+        lloyd_with(
+            Avx2(self.simd),
+            self.nb,
+            self.centers,
+            self.bounds,
+            self.drift,
+            self.out,
+        )
+    }
+}
+
+/// [`assign_with`] on the AVX2 kernel, for [`V3::vectorize`] (see [`LloydOnAvx2`]).
+#[cfg(target_arch = "x86_64")]
+struct AssignOnAvx2<'a, F> {
+    simd: V3,
+    nb: &'a NormedBlock,
+    centers: &'a Centers,
+    visit: F,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<F: FnMut(usize, usize, f64)> pulp::NullaryFnOnce for AssignOnAvx2<'_, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn call(self) {
+        assign_with(Avx2(self.simd), self.nb, self.centers, self.visit)
+    }
 }
 
 /// Rows per stretch: assigned (bounds first, then the kernel on the rest) while they are in
@@ -308,10 +382,14 @@ impl<'a> Requests<'a> {
 }
 
 /// For each of `rows` (of `nb`), through the kernel [`ROWS`] at a time: `each(row, closest
-/// center, exact squared distance to it, lower bound on the squared distance to every other
-/// center)`, with `next`'s rows requested as it goes.
+/// center, squared distance to it, lower bound on the squared distance to every other
+/// center)`, with `next`'s rows requested as it goes. The distance is exact ([`sq_dist`]) with
+/// `EXACT`; without, it is an upper bound (the kernel's value plus its rounding margin, or
+/// the exact value where a near tie was settled), which is all the bounds need: a Lloyd pass
+/// takes its costs from the segment statistics and spares its kernel rows a second read of
+/// the center.
 #[inline(always)]
-fn settle<K: NearestKernel>(
+fn settle<K: NearestKernel, const EXACT: bool>(
     kernel: K,
     nb: &NormedBlock,
     centers: &Centers,
@@ -325,9 +403,9 @@ fn settle<K: NearestKernel>(
         next.issue(kernel, b, ROWS);
         let at = |i: usize| g[i.min(g.len() - 1)];
         let xs: [&[f64]; ROWS] = std::array::from_fn(|i| b.row(at(i)));
-        // `‖x‖²` as the block's norms were once computed (`row_sq_norms`): the same bits, and
-        // 8 bytes a row fewer to cache (only the kernel's rows need it).
-        let xn: [f64; ROWS] = xs.map(|x| dot(x, x));
+        // `‖x‖²` computed here rather than cached: 8 bytes a row fewer to cache, and only the
+        // kernel's rows need it.
+        let xn: [f64; ROWS] = xs.map(sq_norm);
         for (((&r, x), near), xn) in g.iter().zip(xs).zip(kernel.nearest(xs, xn, centers)).zip(xn) {
             let margin = centers.margin(xn);
             if near.second - near.best <= margin {
@@ -336,12 +414,12 @@ fn settle<K: NearestKernel>(
                 let (j, d2) = closest_dense(x, centers);
                 each(r, j, d2, near.best - margin);
             } else {
-                each(
-                    r,
-                    near.center,
-                    sq_dist(x, centers.row(near.center)),
-                    near.second - margin,
-                );
+                let d2 = if EXACT {
+                    sq_dist(x, centers.row(near.center))
+                } else {
+                    near.best + margin
+                };
+                each(r, near.center, d2, near.second - margin);
             }
         }
     }
@@ -364,8 +442,8 @@ fn settle_bounded<K: NearestKernel>(
         let (mut center, mut d2, mut lower) = ([0usize; ROWS], [0.0f64; 4], [0.0f64; 4]);
         // `settle` goes through `g`'s rows in order.
         let mut i = 0;
-        settle(kernel, nb, centers, g, next, |_, j, dist, low| {
-            (center[i], d2[i], lower[i]) = (j, dist, low.max(0.0));
+        settle::<K, false>(kernel, nb, centers, g, next, |_, j, dist, low| {
+            (center[i], d2[i], lower[i]) = (j, dist.max(0.0), low.max(0.0));
             i += 1;
         });
         let (up, low) = (kernel.sqrt4(d2), kernel.sqrt4(lower));
@@ -412,7 +490,7 @@ fn assign_with<K: NearestKernel>(
         next.clear();
         next.extend((start + stretch).min(rows)..(start + 2 * stretch).min(rows));
         let mut requests = Requests::new(&next);
-        settle(kernel, nb, centers, &these, &mut requests, |r, j, d2, _| {
+        settle::<K, true>(kernel, nb, centers, &these, &mut requests, |r, j, d2, _| {
             visit(r, j, d2)
         });
         requests.rest(kernel, &nb.block);
@@ -444,6 +522,7 @@ fn lloyd_with<K: NearestKernel>(
     };
     let mut n = if rows > 0 { to_read(0, bounds, &mut reads) } else { 0 };
     let mut spared = 0;
+
     let mut moved = Moved { bits: 0, all: false };
 
     for start in (0..rows).step_by(stretch) {

@@ -18,6 +18,7 @@
 //! cached statistics gives the same bits as one that recomputes them.
 
 use crate::device::ClusterSums;
+use crate::linalg::kernels::axpy;
 
 use super::distance::{Centers, NormedBlock};
 
@@ -125,10 +126,9 @@ impl Segments {
             weights[j] += w;
             // Until the correction below: `Σ w·‖x − m‖²`.
             scatter[j] += w * q;
-            // `w · x` is `x` for a unit weight: the same sums as adding the row.
-            for (s, x) in sums[j * d..(j + 1) * d].iter_mut().zip(&xs[i * d..(i + 1) * d]) {
-                *s += w * x;
-            }
+            // `w · x` by fours, plain additions for a unit weight (`1 · x` is `x`: the same
+            // bits).
+            axpy(w, &xs[i * d..(i + 1) * d], &mut sums[j * d..(j + 1) * d]);
         }
         for j in (0..k).filter(|&j| wanted(j)) {
             // A cluster of zero weight (every row weighs 0) has no scatter.
