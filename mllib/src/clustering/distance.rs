@@ -29,6 +29,7 @@ use super::segments::{Segments, segment_rows};
 use crate::data::InstanceBlock;
 use crate::device::ClusterSums;
 use crate::linalg::gemm::row_sq_norms;
+use crate::linalg::kernels::dot;
 
 /// Relative slack on the bounds, far above the rounding of the distances they come from.
 const SLACK: f64 = 1e-10;
@@ -161,23 +162,6 @@ pub(crate) fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
         }
     }
     (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
-}
-
-/// `‖x‖²` with the same four partial sums as [`crate::linalg::kernels::dot`] (the same bits),
-/// always inlined: called from a kernel compiled for AVX2, an outlined `dot` runs the baseline
-/// target's code behind a call, which measured a sixth of a pass without bounds.
-#[inline(always)]
-fn sq_norm(x: &[f64]) -> f64 {
-    let mut acc = [0.0f64; 4];
-    let chunks = x.chunks_exact(4);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for i in 0..4 {
-            acc[i] += c[i] * c[i];
-        }
-    }
-    tail.iter()
-        .fold((acc[0] + acc[1]) + (acc[2] + acc[3]), |sum, v| sum + v * v)
 }
 
 /// What one row's last assignment proved (Hamerly's bounds, kept between Lloyd iterations
@@ -405,7 +389,11 @@ fn settle<K: NearestKernel, const EXACT: bool>(
         let xs: [&[f64]; ROWS] = std::array::from_fn(|i| b.row(at(i)));
         // `‖x‖²` computed here rather than cached: 8 bytes a row fewer to cache, and only the
         // kernel's rows need it.
-        let xn: [f64; ROWS] = xs.map(sq_norm);
+        // A plain loop: `xs.map(..)` with a closure was compiled out of line (baseline code).
+        let mut xn = [0.0f64; ROWS];
+        for (n, x) in xn.iter_mut().zip(xs) {
+            *n = dot(x, x);
+        }
         for (((&r, x), near), xn) in g.iter().zip(xs).zip(kernel.nearest(xs, xn, centers)).zip(xn) {
             let margin = centers.margin(xn);
             if near.second - near.best <= margin {
@@ -522,7 +510,6 @@ fn lloyd_with<K: NearestKernel>(
     };
     let mut n = if rows > 0 { to_read(0, bounds, &mut reads) } else { 0 };
     let mut spared = 0;
-
     let mut moved = Moved { bits: 0, all: false };
 
     for start in (0..rows).step_by(stretch) {
