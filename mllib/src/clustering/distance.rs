@@ -17,13 +17,11 @@
 
 use std::sync::Arc;
 
-#[cfg(target_arch = "x86_64")]
-use pulp::x86::V3;
 use serde::{Deserialize, Serialize};
 
 #[cfg(target_arch = "x86_64")]
-use super::nearest::Avx2;
-use super::nearest::{Baseline, GROUP, NearestKernel, ROWS};
+use super::nearest::{Avx2, Avx512};
+use super::nearest::{Baseline, GROUP, Isa, NearestKernel, ROWS, WIDE_GROUP};
 use super::segments::{Segments, segment_rows};
 
 use crate::data::InstanceBlock;
@@ -34,8 +32,11 @@ use crate::linalg::kernels::dot;
 /// Relative slack on the bounds, far above the rounding of the distances they come from.
 const SLACK: f64 = 1e-10;
 
-/// Centers stacked row-major with their squared norms: what an iteration broadcasts.
+/// Centers stacked row-major with their squared norms: what an iteration broadcasts. Only the
+/// centers travel ([`Stacked`]): the receiving process derives the rest, packed for its own
+/// kernel.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Stacked", into = "Stacked")]
 pub(crate) struct Centers {
     /// Number of centers.
     pub k: usize,
@@ -45,8 +46,10 @@ pub(crate) struct Centers {
     pub values: Vec<f64>,
     /// `‖c_j‖²`.
     pub norms: Vec<f64>,
-    /// The centers in groups of [`GROUP`] (zeros past `k`): group `g` holds
-    /// `packed[(g·d + p)·GROUP + l]` = coordinate `p` of center `g·GROUP + l`.
+    /// Centers per packed group: what the kernel of this CPU takes ([`Isa::group`]).
+    pub(super) group: usize,
+    /// The centers in groups of `group` (zeros past `k`): group `g` holds
+    /// `packed[(g·d + p)·group + l]` = coordinate `p` of center `g·group + l`.
     pub(super) packed: Vec<f64>,
     /// `‖c_j‖²` padded to whole groups with `+∞` (a padding lane is never the closest).
     pub(super) packed_norms: Vec<f64>,
@@ -57,29 +60,35 @@ pub(crate) struct Centers {
 }
 
 impl Centers {
-    /// Stacks `centers` (each of length `d`).
+    /// Stacks `centers` (each of length `d`), packed for this CPU's kernel.
     pub fn new(centers: &[Vec<f64>], d: usize) -> Self {
-        let k = centers.len();
-        let mut values = Vec::with_capacity(k * d);
+        let mut values = Vec::with_capacity(centers.len() * d);
         for c in centers {
             debug_assert_eq!(c.len(), d);
             values.extend_from_slice(c);
         }
+        Centers::packed(values, centers.len(), d, Isa::detect().group())
+    }
+
+    /// `values` (`k × d`, row-major) packed in groups of `group` centers.
+    pub(super) fn packed(values: Vec<f64>, k: usize, d: usize, group: usize) -> Self {
+        debug_assert_eq!(values.len(), k * d);
         let mut norms = vec![0.0; k];
         row_sq_norms(&values, k, d, &mut norms);
-        let groups = k.div_ceil(GROUP);
-        let mut packed = vec![0.0; groups * d * GROUP];
+        let groups = k.div_ceil(group);
+        let mut packed = vec![0.0; groups * d * group];
         for (j, c) in values.chunks_exact(d.max(1)).enumerate().take(k) {
-            let (g, l) = (j / GROUP, j % GROUP);
+            let (g, l) = (j / group, j % group);
             for (p, x) in c.iter().enumerate() {
-                packed[(g * d + p) * GROUP + l] = *x;
+                packed[(g * d + p) * group + l] = *x;
             }
         }
-        let mut packed_norms = vec![f64::INFINITY; groups * GROUP];
+        let mut packed_norms = vec![f64::INFINITY; groups * group];
         packed_norms[..k].copy_from_slice(&norms);
         Centers {
             k,
             d,
+            group,
             norm_max: norms.iter().fold(0.0f64, |a, &b| a.max(b)),
             values,
             norms,
@@ -102,6 +111,40 @@ impl Centers {
     #[inline]
     fn margin(&self, xn: f64) -> f64 {
         self.tolerance * (xn + self.norm_max)
+    }
+}
+
+/// What travels of [`Centers`] when they are broadcast.
+#[derive(Serialize, Deserialize)]
+struct Stacked {
+    k: usize,
+    d: usize,
+    values: Vec<f64>,
+}
+
+impl From<Centers> for Stacked {
+    fn from(c: Centers) -> Self {
+        Stacked {
+            k: c.k,
+            d: c.d,
+            values: c.values,
+        }
+    }
+}
+
+impl TryFrom<Stacked> for Centers {
+    type Error = String;
+
+    fn try_from(s: Stacked) -> Result<Self, String> {
+        if s.k.checked_mul(s.d) != Some(s.values.len()) {
+            return Err(format!(
+                "{} values for {} centers of dimension {}",
+                s.values.len(),
+                s.k,
+                s.d
+            ));
+        }
+        Ok(Centers::packed(s.values, s.k, s.d, Isa::detect().group()))
     }
 }
 
@@ -205,16 +248,24 @@ pub(crate) fn for_each_closest(nb: &NormedBlock, centers: &Centers, mut visit: i
         (0..nb.block.rows).for_each(|r| visit(r, 0, 0.0));
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    if let Some(simd) = V3::try_new() {
-        return simd.vectorize(AssignOnAvx2 {
-            simd,
+    // Centers packed for another kernel (only tests pack them so) take the baseline one.
+    match Isa::detect() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512(simd) if centers.group == WIDE_GROUP => simd.vectorize(AssignPass {
+            kernel: Avx512(simd),
             nb,
             centers,
             visit,
-        });
+        }),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2(simd) if centers.group == GROUP => simd.vectorize(AssignPass {
+            kernel: Avx2(simd),
+            nb,
+            centers,
+            visit,
+        }),
+        _ => assign_with(Baseline, nb, centers, visit),
     }
-    assign_with(Baseline, nb, centers, visit)
 }
 
 /// One Lloyd pass over `nb`: every row assigned to its closest center as [`for_each_closest`]
@@ -264,28 +315,36 @@ pub(crate) fn lloyd_block(
         }
         return 0;
     }
-    #[cfg(target_arch = "x86_64")]
-    if let Some(simd) = V3::try_new() {
-        return simd.vectorize(LloydOnAvx2 {
-            simd,
+    match Isa::detect() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512(simd) if centers.group == WIDE_GROUP => simd.vectorize(LloydPass {
+            kernel: Avx512(simd),
             nb,
             centers,
             bounds,
             drift,
             out,
-        });
+        }),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2(simd) if centers.group == GROUP => simd.vectorize(LloydPass {
+            kernel: Avx2(simd),
+            nb,
+            centers,
+            bounds,
+            drift,
+            out,
+        }),
+        _ => lloyd_with(Baseline, nb, centers, bounds, drift, out),
     }
-    lloyd_with(Baseline, nb, centers, bounds, drift, out)
 }
 
-/// [`lloyd_with`] on the AVX2 kernel, for [`V3::vectorize`] (which compiles what it inlines
-/// for AVX2 + FMA): its `call` is always inlined there, and so is the pass. Not a closure: a
-/// closure handed to `vectorize` is called through a `FnOnce` shim that the compiler may keep
-/// out of line, and it did once the pass grew: the whole pass then ran as baseline code
-/// calling each intrinsic, twenty times slower.
-#[cfg(target_arch = "x86_64")]
-struct LloydOnAvx2<'a> {
-    simd: V3,
+/// [`lloyd_with`] on a SIMD kernel, for `vectorize` (which compiles what it inlines for the
+/// kernel's instruction set): its `call` is always inlined there, and so is the pass. Not a
+/// closure: a closure handed to `vectorize` is called through a `FnOnce` shim that the compiler
+/// may keep out of line, and it did once the pass grew: the whole pass then ran as baseline
+/// code calling each intrinsic, twenty times slower.
+struct LloydPass<'a, K> {
+    kernel: K,
     nb: &'a NormedBlock,
     centers: &'a Centers,
     bounds: &'a mut Bounds,
@@ -293,39 +352,29 @@ struct LloydOnAvx2<'a> {
     out: &'a mut ClusterSums,
 }
 
-#[cfg(target_arch = "x86_64")]
-impl pulp::NullaryFnOnce for LloydOnAvx2<'_> {
+impl<K: NearestKernel> pulp::NullaryFnOnce for LloydPass<'_, K> {
     type Output = usize;
 
     #[inline(always)]
     fn call(self) -> usize {
-        lloyd_with(
-            Avx2(self.simd),
-            self.nb,
-            self.centers,
-            self.bounds,
-            self.drift,
-            self.out,
-        )
+        lloyd_with(self.kernel, self.nb, self.centers, self.bounds, self.drift, self.out)
     }
 }
 
-/// [`assign_with`] on the AVX2 kernel, for [`V3::vectorize`] (see [`LloydOnAvx2`]).
-#[cfg(target_arch = "x86_64")]
-struct AssignOnAvx2<'a, F> {
-    simd: V3,
+/// [`assign_with`] on a SIMD kernel, for `vectorize` (see [`LloydPass`]).
+struct AssignPass<'a, K, F> {
+    kernel: K,
     nb: &'a NormedBlock,
     centers: &'a Centers,
     visit: F,
 }
 
-#[cfg(target_arch = "x86_64")]
-impl<F: FnMut(usize, usize, f64)> pulp::NullaryFnOnce for AssignOnAvx2<'_, F> {
+impl<K: NearestKernel, F: FnMut(usize, usize, f64)> pulp::NullaryFnOnce for AssignPass<'_, K, F> {
     type Output = ();
 
     #[inline(always)]
     fn call(self) {
-        assign_with(Avx2(self.simd), self.nb, self.centers, self.visit)
+        assign_with(self.kernel, self.nb, self.centers, self.visit)
     }
 }
 
@@ -367,11 +416,7 @@ impl<'a> Requests<'a> {
 
 /// For each of `rows` (of `nb`), through the kernel [`ROWS`] at a time: `each(row, closest
 /// center, squared distance to it, lower bound on the squared distance to every other
-/// center)`, with `next`'s rows requested as it goes. The distance is exact ([`sq_dist`]) with
-/// `EXACT`; without, it is an upper bound (the kernel's value plus its rounding margin, or
-/// the exact value where a near tie was settled), which is all the bounds need: a Lloyd pass
-/// takes its costs from the segment statistics and spares its kernel rows a second read of
-/// the center.
+/// center)`, with `next`'s rows requested as it goes (see [`settle_group`]).
 #[inline(always)]
 fn settle<K: NearestKernel, const EXACT: bool>(
     kernel: K,
@@ -381,36 +426,64 @@ fn settle<K: NearestKernel, const EXACT: bool>(
     next: &mut Requests,
     mut each: impl FnMut(usize, usize, f64, f64),
 ) {
-    let b = &nb.block;
-    // Whole groups of rows: the last one padded with copies of its last row.
     for g in rows.chunks(ROWS) {
-        next.issue(kernel, b, ROWS);
-        let at = |i: usize| g[i.min(g.len() - 1)];
-        let xs: [&[f64]; ROWS] = std::array::from_fn(|i| b.row(at(i)));
-        // `‖x‖²` computed here rather than cached: 8 bytes a row fewer to cache, and only the
-        // kernel's rows need it.
-        // A plain loop: `xs.map(..)` with a closure was compiled out of line (baseline code).
-        let mut xn = [0.0f64; ROWS];
-        for (n, x) in xn.iter_mut().zip(xs) {
-            *n = dot(x, x);
-        }
-        for (((&r, x), near), xn) in g.iter().zip(xs).zip(kernel.nearest(xs, xn, centers)).zip(xn) {
-            let margin = centers.margin(xn);
-            if near.second - near.best <= margin {
-                // A near tie: settle it on exact distances; every center is at least `best`
-                // away.
-                let (j, d2) = closest_dense(x, centers);
-                each(r, j, d2, near.best - margin);
-            } else {
-                let d2 = if EXACT {
-                    sq_dist(x, centers.row(near.center))
-                } else {
-                    near.best + margin
-                };
-                each(r, near.center, d2, near.second - margin);
-            }
+        let settled = settle_group::<K, EXACT>(kernel, nb, centers, g, next);
+        for (&r, (j, d2, low)) in g.iter().zip(settled) {
+            each(r, j, d2, low);
         }
     }
+}
+
+/// Up to [`ROWS`] rows `g` (of `nb`) through the kernel, with [`ROWS`] of `next`'s rows
+/// requested: per row, the closest center, the squared distance to it and a lower bound on
+/// the squared distance to every other center (past `g.len()`, copies of the last row's). The
+/// distance is exact ([`sq_dist`]) with `EXACT`; without, it is an upper bound (the kernel's
+/// value plus its rounding margin, or the exact value where a near tie was settled), which is
+/// all the bounds need: a Lloyd pass takes its costs from the segment statistics and spares
+/// its kernel rows a second read of the center.
+///
+/// Returned as an array with constant indices, not through a callback counting the rows: the
+/// values stay in registers (a counted index put them on the stack, and the vector of square
+/// roots that reads them waited for the stores: an eighth of a pass).
+#[inline(always)]
+fn settle_group<K: NearestKernel, const EXACT: bool>(
+    kernel: K,
+    nb: &NormedBlock,
+    centers: &Centers,
+    g: &[usize],
+    next: &mut Requests,
+) -> [(usize, f64, f64); ROWS] {
+    let b = &nb.block;
+    next.issue(kernel, b, ROWS);
+    // A short group is padded with copies of its last row.
+    let at = |i: usize| g[i.min(g.len() - 1)];
+    let xs: [&[f64]; ROWS] = std::array::from_fn(|i| b.row(at(i)));
+    // `‖x‖²` computed here rather than cached: 8 bytes a row fewer to cache, and only the
+    // kernel's rows need it.
+    // A plain loop: `xs.map(..)` with a closure was compiled out of line (baseline code).
+    let mut xn = [0.0f64; ROWS];
+    for (n, x) in xn.iter_mut().zip(xs) {
+        *n = dot(x, x);
+    }
+    let near = kernel.nearest(xs, xn, centers);
+    let mut settled = [(0, 0.0, 0.0); ROWS];
+    for i in 0..ROWS {
+        let (x, near) = (xs[i], near[i]);
+        let margin = centers.margin(xn[i]);
+        settled[i] = if near.second - near.best <= margin {
+            // A near tie: settle it on exact distances; every center is at least `best` away.
+            let (j, d2) = closest_dense(x, centers);
+            (j, d2, near.best - margin)
+        } else {
+            let d2 = if EXACT {
+                sq_dist(x, centers.row(near.center))
+            } else {
+                near.best + margin
+            };
+            (near.center, d2, near.second - margin)
+        };
+    }
+    settled
 }
 
 /// [`settle`] for a Lloyd pass: each row's center and new bounds go to `bounds` (the square
@@ -425,16 +498,12 @@ fn settle_bounded<K: NearestKernel>(
     bounds: &mut Bounds,
     moved: &mut Moved,
 ) {
-    const { assert!(ROWS <= 4) };
+    const { assert!(ROWS == 3) };
     for g in rows.chunks(ROWS) {
-        let (mut center, mut d2, mut lower) = ([0usize; ROWS], [0.0f64; 4], [0.0f64; 4]);
-        // `settle` goes through `g`'s rows in order.
-        let mut i = 0;
-        settle::<K, false>(kernel, nb, centers, g, next, |_, j, dist, low| {
-            (center[i], d2[i], lower[i]) = (j, dist.max(0.0), low.max(0.0));
-            i += 1;
-        });
-        let (up, low) = (kernel.sqrt4(d2), kernel.sqrt4(lower));
+        let [s0, s1, s2] = settle_group::<K, false>(kernel, nb, centers, g, next);
+        let up = kernel.sqrt4([s0.1.max(0.0), s1.1.max(0.0), s2.1.max(0.0), 0.0]);
+        let low = kernel.sqrt4([s0.2.max(0.0), s1.2.max(0.0), s2.2.max(0.0), 0.0]);
+        let center = [s0.0, s1.0, s2.0];
         for (i, &r) in g.iter().enumerate() {
             moved.add(bounds.assign[r] as usize, center[i]);
             bounds.set(r, center[i], up[i] * (1.0 + SLACK), low[i] * (1.0 - SLACK));
@@ -732,23 +801,82 @@ mod tests {
     }
 
     #[test]
-    fn both_kernels_assign_identically_for_every_group_shape() {
+    fn every_kernel_assigns_identically_for_every_group_shape() {
         let rows: Vec<Vec<f64>> = (0..203)
             .map(|i| (0..9).map(|p| ((i * 13 + p * 7) as f64 * 0.37).sin() * 3.0).collect())
             .collect();
         let nb = block(&rows);
-        // 1 to 30 centers: groups of one, two and three vectors, several groups, ragged ends.
-        for k in 1..=30 {
-            let cs: Vec<Vec<f64>> = (0..k)
-                .map(|j| (0..9).map(|p| ((j * 5 + p) as f64 * 0.91).cos() * 2.5).collect())
+        // 1 to 40 centers: groups of one, two and three vectors, several groups, ragged ends.
+        for k in 1..=40 {
+            let values: Vec<f64> = (0..k * 9)
+                .map(|i| ((i / 9 * 5 + i % 9) as f64 * 0.91).cos() * 2.5)
                 .collect();
-            let centers = Centers::new(&cs, 9);
-            let expected = brute_force(&nb, &centers);
-            assert_eq!(visits(Baseline, &nb, &centers), expected, "baseline, k = {k}");
-            if let Some(simd) = V3::try_new() {
-                assert_eq!(visits(Avx2(simd), &nb, &centers), expected, "avx2, k = {k}");
+            let narrow = Centers::packed(values.clone(), k, 9, GROUP);
+            let wide = Centers::packed(values, k, 9, WIDE_GROUP);
+            let expected = brute_force(&nb, &narrow);
+            assert_eq!(visits(Baseline, &nb, &narrow), expected, "baseline, k = {k}");
+            assert_eq!(visits(Baseline, &nb, &wide), expected, "baseline, wide groups, k = {k}");
+            #[cfg(target_arch = "x86_64")]
+            if let Some(simd) = pulp::x86::V3::try_new() {
+                assert_eq!(visits(Avx2(simd), &nb, &narrow), expected, "avx2, k = {k}");
+            }
+            #[cfg(target_arch = "x86_64")]
+            if let Some(simd) = pulp::x86::V4::try_new() {
+                assert_eq!(visits(Avx512(simd), &nb, &wide), expected, "avx-512, k = {k}");
             }
         }
+    }
+
+    /// The kernel's (center, least value, second value) per row, bits.
+    #[cfg(target_arch = "x86_64")]
+    fn kernel_values<K: NearestKernel>(kernel: K, nb: &NormedBlock, centers: &Centers) -> Vec<(usize, u64, u64)> {
+        let b = &nb.block;
+        (0..b.rows - ROWS + 1)
+            .flat_map(|r| {
+                let xs: [&[f64]; ROWS] = std::array::from_fn(|i| b.row(r + i));
+                let xn = xs.map(|x| dot(x, x));
+                kernel.nearest(xs, xn, centers)
+            })
+            .map(|n| (n.center, n.best.to_bits(), n.second.to_bits()))
+            .collect()
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_avx2_and_avx512_kernels_compute_the_same_bits() {
+        let (Some(v3), Some(v4)) = (pulp::x86::V3::try_new(), pulp::x86::V4::try_new()) else {
+            eprintln!("skipped: this CPU has no AVX-512");
+            return;
+        };
+        let nb = wavy(50);
+        for k in [1, 2, 7, 10, 12, 13, 16, 17, 25, 40] {
+            let values: Vec<f64> = (0..k * 3).map(|i| ((i * 7) as f64 * 0.53).sin() * 4.0).collect();
+            let narrow = Centers::packed(values.clone(), k, 3, GROUP);
+            let wide = Centers::packed(values, k, 3, WIDE_GROUP);
+            let (a, b) = (
+                v3.vectorize(|| kernel_values(Avx2(v3), &nb, &narrow)),
+                v4.vectorize(|| kernel_values(Avx512(v4), &nb, &wide)),
+            );
+            assert_eq!(a, b, "k = {k}");
+        }
+    }
+
+    #[test]
+    fn centers_travel_as_their_values_and_are_packed_on_arrival() {
+        let cs: Vec<Vec<f64>> = (0..13).map(|j| vec![j as f64, -(j as f64), 0.25]).collect();
+        let centers = Centers::new(&cs, 3);
+        let bytes = bincode::serialize(&centers).unwrap();
+        assert_eq!(
+            bytes.len(),
+            3 * 8 + 13 * 3 * 8,
+            "k, d, the values' length and the values"
+        );
+        assert_eq!(bincode::deserialize::<Centers>(&bytes).unwrap(), centers);
+        // Values that do not fill `k` centers are an error, not a panic.
+        let mut bad = bytes.clone();
+        bad[0] = 14;
+        let err = bincode::deserialize::<Centers>(&bad).unwrap_err().to_string();
+        assert!(err.contains("39 values for 14 centers of dimension 3"), "{err}");
     }
 
     #[test]
