@@ -21,13 +21,14 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(target_arch = "x86_64")]
 use super::nearest::{Avx2, Avx512};
-use super::nearest::{Baseline, GROUP, Isa, NearestKernel, ROWS, WIDE_GROUP};
+use super::nearest::{Baseline, GROUP, NearestKernel, ROWS, WIDE_GROUP, group};
 use super::segments::{Segments, segment_rows};
 
 use crate::data::InstanceBlock;
 use crate::device::ClusterSums;
 use crate::linalg::gemm::row_sq_norms;
 use crate::linalg::kernels::dot;
+use crate::linalg::simd::Isa;
 
 /// Relative slack on the bounds, far above the rounding of the distances they come from.
 const SLACK: f64 = 1e-10;
@@ -46,7 +47,7 @@ pub(crate) struct Centers {
     pub values: Vec<f64>,
     /// `‖c_j‖²`.
     pub norms: Vec<f64>,
-    /// Centers per packed group: what the kernel of this CPU takes ([`Isa::group`]).
+    /// Centers per packed group: what the kernel of this CPU takes ([`group`]).
     pub(super) group: usize,
     /// The centers in groups of `group` (zeros past `k`): group `g` holds
     /// `packed[(g·d + p)·group + l]` = coordinate `p` of center `g·group + l`.
@@ -67,7 +68,7 @@ impl Centers {
             debug_assert_eq!(c.len(), d);
             values.extend_from_slice(c);
         }
-        Centers::packed(values, centers.len(), d, Isa::detect().group())
+        Centers::packed(values, centers.len(), d, group(Isa::detect()))
     }
 
     /// `values` (`k × d`, row-major) packed in groups of `group` centers.
@@ -144,7 +145,7 @@ impl TryFrom<Stacked> for Centers {
                 s.d
             ));
         }
-        Ok(Centers::packed(s.values, s.k, s.d, Isa::detect().group()))
+        Ok(Centers::packed(s.values, s.k, s.d, group(Isa::detect())))
     }
 }
 

@@ -19,6 +19,7 @@ use pulp::x86::{V3, V4};
 use pulp::{Simd, f64x4, f64x8};
 
 use super::distance::Centers;
+use crate::linalg::simd::Isa;
 
 /// Centers per vector (`f64` lanes of a 256-bit register).
 pub(super) const LANES: usize = 4;
@@ -38,50 +39,12 @@ pub(super) const WIDE_GROUP: usize = 16;
 /// Rows sharing each load of a group in the micro-kernel.
 pub(super) const ROWS: usize = 3;
 
-/// The instruction sets the kernels are written for, the best of which this CPU has.
-#[derive(Clone, Copy, Debug)]
-pub(super) enum Isa {
-    Baseline,
-    #[cfg(target_arch = "x86_64")]
-    Avx2(V3),
-    #[cfg(target_arch = "x86_64")]
-    Avx512(V4),
-}
-
-impl Isa {
-    /// The best this CPU has, detected once per process (`FLINT_ML_ISA=avx2|baseline` caps it,
-    /// to compare the kernels on one machine).
-    pub fn detect() -> Isa {
-        static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
-        *ISA.get_or_init(Isa::probe)
-    }
-
-    fn probe() -> Isa {
-        let cap = std::env::var("FLINT_ML_ISA").unwrap_or_default();
+/// Centers per packed group for the kernel of `isa`.
+pub(super) fn group(isa: Isa) -> usize {
+    match isa {
         #[cfg(target_arch = "x86_64")]
-        {
-            if cap.is_empty()
-                && let Some(simd) = V4::try_new()
-            {
-                return Isa::Avx512(simd);
-            }
-            if cap != "baseline"
-                && let Some(simd) = V3::try_new()
-            {
-                return Isa::Avx2(simd);
-            }
-        }
-        let _ = cap;
-        Isa::Baseline
-    }
-
-    /// Centers per packed group for this kernel.
-    pub fn group(self) -> usize {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512(_) => WIDE_GROUP,
-            _ => GROUP,
-        }
+        Isa::Avx512(_) => WIDE_GROUP,
+        _ => GROUP,
     }
 }
 

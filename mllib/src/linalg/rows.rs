@@ -16,6 +16,8 @@ use pulp::x86::V3;
 use pulp::{Simd, f64x4};
 
 use super::kernels::dot;
+#[cfg(target_arch = "x86_64")]
+use super::simd::Isa;
 use super::simd::vectorized;
 
 /// Rows of a group: independent chains of additions that keep the adder busy while each
@@ -35,10 +37,10 @@ pub(crate) enum RowDots {
 }
 
 impl RowDots {
-    /// The fastest variant this CPU runs.
+    /// The fastest variant this CPU runs (AVX2 on AVX-512 CPUs too: [`Isa::avx2`]).
     pub fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
-        if let Some(simd) = V3::try_new() {
+        if let Some(simd) = Isa::detect().avx2() {
             return RowDots::Avx2(simd);
         }
         RowDots::Plain
