@@ -6,7 +6,9 @@
 //! [`packed_index`]`(i, j) = i(i+1)/2 + j`; an `n × n` matrix takes [`packed_len`]`(n)` values.
 //! Full matrices are row-major `n × n`.
 
-use super::kernels::axpy;
+use super::kernels::{add_scaled_rows, axpy};
+#[cfg(target_arch = "x86_64")]
+use super::simd::Isa;
 
 /// Number of values of a packed symmetric `n × n` matrix.
 #[inline]
@@ -34,24 +36,265 @@ pub fn spr_add(alpha: f64, v: &[f64], packed: &mut [f64]) {
     }
 }
 
+/// Rows per chunk of [`gram_accumulate`]: a chunk's rows (and their weighted copies) stay in the
+/// L1 cache while every tile of the matrix reads them.
+const GRAM_CHUNK: usize = 32;
+
+/// Rows of the Gram matrix per tile (broadcast values).
+const TILE_I: usize = 4;
+
+/// Columns of the Gram matrix per tile (contiguous in a row: whole vectors).
+const TILE_J: usize = 8;
+
 /// Accumulates the weighted Gram matrix of a row-major `rows × cols` block augmented with a
 /// column of ones (the intercept column, last): `packed += Σ_r w_r a_r a_rᵀ` and
 /// `az += Σ_r w_r a_r z_r` with `a_r = [x_r, 1]`, so `packed` is `(cols+1)`-square and `az` has
-/// `cols + 1` entries. Rows of weight 0 are skipped.
+/// `cols + 1` entries. Rows of weight 0 add nothing.
+///
+/// Register-tiled, in AVX-512 or AVX2 vectors where the CPU has them: per chunk of
+/// 32 rows (copied, padded to whole tiles, next to a copy scaled by the weights),
+/// each `TILE_I × TILE_J` tile of the lower triangle sums its products over the chunk's rows in
+/// registers and is added to `packed` once. A row-by-row rank-one update (BLAS `dspr`, what
+/// Spark does) reads and writes the whole triangle for every row instead: 3.5 times slower
+/// (1M x 50 on one core: 560 against 160 ms).
+/// Every product is `(w_r · x_ri) · x_rj`, summed in row order within a chunk, without fused
+/// multiply-adds: the same bits on every CPU.
 pub fn gram_accumulate(x: &[f64], rows: usize, cols: usize, w: &[f64], z: &[f64], packed: &mut [f64], az: &mut [f64]) {
     debug_assert_eq!(x.len(), rows * cols);
     debug_assert_eq!(packed.len(), packed_len(cols + 1));
     debug_assert_eq!(az.len(), cols + 1);
-    let mut a = vec![0.0; cols + 1];
-    a[cols] = 1.0;
-    for r in 0..rows {
-        let wr = w[r];
-        if wr == 0.0 {
-            continue;
+    let (x, w, z) = (&x[..rows * cols], &w[..rows], &z[..rows]);
+    match Isa::detect() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512(simd) => simd.vectorize(GramPass {
+            tile: Avx512Tile(simd),
+            x,
+            cols,
+            w,
+            z,
+            packed,
+            az,
+        }),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2(simd) => simd.vectorize(GramPass {
+            tile: Avx2Tile(simd),
+            x,
+            cols,
+            w,
+            z,
+            packed,
+            az,
+        }),
+        Isa::Baseline => gram_chunks(PlainTile, x, cols, w, z, packed, az),
+    }
+}
+
+/// [`gram_chunks`] for `vectorize` (a struct, not a closure: see `clustering::distance`'s
+/// `LloydPass`).
+#[cfg(target_arch = "x86_64")]
+struct GramPass<'a, T> {
+    tile: T,
+    x: &'a [f64],
+    cols: usize,
+    w: &'a [f64],
+    z: &'a [f64],
+    packed: &'a mut [f64],
+    az: &'a mut [f64],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<T: GramTile> pulp::NullaryFnOnce for GramPass<'_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn call(self) {
+        gram_chunks(self.tile, self.x, self.cols, self.w, self.z, self.packed, self.az)
+    }
+}
+
+/// One tile of a chunk's Gram matrix: `acc[t][l] = Σ_r wxs[r][ib + t] · xs[r][jb + l]` over the
+/// chunk's `n` rows (row stride `stride`), in row order, each product added as it comes
+/// (`acc + p`, never fused).
+trait GramTile: Copy {
+    fn tile(self, xs: &[f64], wxs: &[f64], stride: usize, n: usize, ib: usize, jb: usize) -> [[f64; TILE_J]; TILE_I];
+
+    /// Hints that `data` will be read soon.
+    #[inline(always)]
+    fn prefetch(self, _data: &[f64]) {}
+}
+
+/// Requests each cache line of `data` (x86-64 has `prefetcht0` in its baseline).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch_lines(simd: pulp::x86::V3, data: &[f64]) {
+    for at in (0..data.len()).step_by(8) {
+        simd.sse
+            ._mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(data[at..].as_ptr().cast());
+    }
+}
+
+/// Plain loops, vectorised as the compiler sees fit.
+#[derive(Clone, Copy)]
+struct PlainTile;
+
+impl GramTile for PlainTile {
+    #[inline(always)]
+    fn tile(self, xs: &[f64], wxs: &[f64], stride: usize, n: usize, ib: usize, jb: usize) -> [[f64; TILE_J]; TILE_I] {
+        let mut acc = [[0.0f64; TILE_J]; TILE_I];
+        for r in 0..n {
+            let row: &[f64; TILE_J] = xs[r * stride + jb..].first_chunk().expect("padded rows");
+            let scaled: &[f64; TILE_I] = wxs[r * stride + ib..].first_chunk().expect("padded rows");
+            for t in 0..TILE_I {
+                for l in 0..TILE_J {
+                    acc[t][l] += scaled[t] * row[l];
+                }
+            }
         }
-        a[..cols].copy_from_slice(&x[r * cols..(r + 1) * cols]);
-        spr_add(wr, &a, packed);
-        axpy(wr * z[r], &a, az);
+        acc
+    }
+}
+
+/// AVX2 vectors, the accumulators as named variables (kept in registers; an array of them the
+/// compiler shuffled through memory): the same multiplications and additions as [`PlainTile`].
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Avx2Tile(pulp::x86::V3);
+
+#[cfg(target_arch = "x86_64")]
+impl GramTile for Avx2Tile {
+    #[inline(always)]
+    fn prefetch(self, data: &[f64]) {
+        prefetch_lines(self.0, data)
+    }
+
+    #[inline(always)]
+    fn tile(self, xs: &[f64], wxs: &[f64], stride: usize, n: usize, ib: usize, jb: usize) -> [[f64; TILE_J]; TILE_I] {
+        const { assert!(TILE_I == 4 && TILE_J == 8) };
+        let simd = self.0;
+        let zero = simd.splat_f64x4(0.0);
+        let [mut a00, mut a01, mut a10, mut a11, mut a20, mut a21, mut a30, mut a31] = [zero; 8];
+        for r in 0..n {
+            let row: &[f64; TILE_J] = xs[r * stride + jb..].first_chunk().expect("padded rows");
+            let scaled: &[f64; TILE_I] = wxs[r * stride + ib..].first_chunk().expect("padded rows");
+            let (lo, hi) = row.split_at(4);
+            let v0: pulp::f64x4 = pulp::cast(*lo.first_chunk::<4>().expect("four"));
+            let v1: pulp::f64x4 = pulp::cast(*hi.first_chunk::<4>().expect("four"));
+            let step = |a0: &mut pulp::f64x4, a1: &mut pulp::f64x4, s: f64| {
+                let s = simd.splat_f64x4(s);
+                *a0 = simd.add_f64x4(*a0, simd.mul_f64x4(s, v0));
+                *a1 = simd.add_f64x4(*a1, simd.mul_f64x4(s, v1));
+            };
+            step(&mut a00, &mut a01, scaled[0]);
+            step(&mut a10, &mut a11, scaled[1]);
+            step(&mut a20, &mut a21, scaled[2]);
+            step(&mut a30, &mut a31, scaled[3]);
+        }
+        let row = |a: pulp::f64x4, b: pulp::f64x4| -> [f64; TILE_J] { pulp::cast([a, b]) };
+        [row(a00, a01), row(a10, a11), row(a20, a21), row(a30, a31)]
+    }
+}
+
+/// AVX-512: a tile's row of [`TILE_J`] columns in one vector, half the instructions of
+/// [`Avx2Tile`] for the same operations.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Avx512Tile(pulp::x86::V4);
+
+#[cfg(target_arch = "x86_64")]
+impl GramTile for Avx512Tile {
+    #[inline(always)]
+    fn prefetch(self, data: &[f64]) {
+        prefetch_lines(*self.0, data)
+    }
+
+    #[inline(always)]
+    fn tile(self, xs: &[f64], wxs: &[f64], stride: usize, n: usize, ib: usize, jb: usize) -> [[f64; TILE_J]; TILE_I] {
+        const { assert!(TILE_I == 4 && TILE_J == 8) };
+        let simd = self.0;
+        let zero = simd.splat_f64x8(0.0);
+        let [mut a0, mut a1, mut a2, mut a3] = [zero; 4];
+        for r in 0..n {
+            let row: &[f64; TILE_J] = xs[r * stride + jb..].first_chunk().expect("padded rows");
+            let scaled: &[f64; TILE_I] = wxs[r * stride + ib..].first_chunk().expect("padded rows");
+            let v: pulp::f64x8 = pulp::cast(*row);
+            let step = |a: pulp::f64x8, s: f64| -> pulp::f64x8 {
+                let p = simd
+                    .avx512f
+                    ._mm512_mul_pd(pulp::cast(simd.splat_f64x8(s)), pulp::cast(v));
+                pulp::cast(simd.avx512f._mm512_add_pd(pulp::cast(a), p))
+            };
+            a0 = step(a0, scaled[0]);
+            a1 = step(a1, scaled[1]);
+            a2 = step(a2, scaled[2]);
+            a3 = step(a3, scaled[3]);
+        }
+        [a0, a1, a2, a3].map(pulp::cast)
+    }
+}
+
+#[inline(always)]
+fn gram_chunks<T: GramTile>(tile: T, x: &[f64], cols: usize, w: &[f64], z: &[f64], packed: &mut [f64], az: &mut [f64]) {
+    if cols == 0 {
+        packed[0] += w.iter().sum::<f64>();
+        az[0] += w.iter().zip(z).map(|(w, z)| w * z).sum::<f64>();
+        return;
+    }
+    // Row stride of the padded copies: whole tiles both ways (`TILE_J` is a multiple of
+    // `TILE_I`), zeros past `cols`.
+    let stride = cols.next_multiple_of(TILE_J);
+    let mut xs = vec![0.0; GRAM_CHUNK * stride];
+    let mut wxs = vec![0.0; GRAM_CHUNK * stride];
+    let mut wz = [0.0; GRAM_CHUNK];
+    // The intercept's row of the matrix: `Σ w_r x_r`, then `Σ w_r`.
+    let ones = packed_index(cols, 0);
+    let chunk = GRAM_CHUNK * cols;
+    for (c, ((xc, wc), zc)) in x
+        .chunks(chunk)
+        .zip(w.chunks(GRAM_CHUNK))
+        .zip(z.chunks(GRAM_CHUNK))
+        .enumerate()
+    {
+        let n = wc.len();
+        // The next chunk is requested a part per row of tiles, while this one is worked on
+        // (its copy would otherwise wait for the memory, row by row).
+        let next = &x[((c + 1) * chunk).min(x.len())..((c + 2) * chunk).min(x.len())];
+        let mut parts = next.chunks(next.len().div_ceil(cols.div_ceil(TILE_I)).max(1));
+        for (r, (xr, &wr)) in xc.chunks_exact(cols).zip(wc).enumerate() {
+            xs[r * stride..r * stride + cols].copy_from_slice(xr);
+            for (o, &v) in wxs[r * stride..r * stride + cols].iter_mut().zip(xr) {
+                *o = wr * v;
+            }
+        }
+        for ib in (0..cols).step_by(TILE_I) {
+            if let Some(part) = parts.next() {
+                tile.prefetch(part);
+            }
+            // Tiles holding at least one entry `j ≤ i` of these rows.
+            for jb in (0..=ib + TILE_I - 1).step_by(TILE_J).take_while(|&jb| jb < cols) {
+                let acc = tile.tile(&xs, &wxs, stride, n, ib, jb);
+                for (t, a) in acc.iter().enumerate() {
+                    let i = ib + t;
+                    if i >= cols {
+                        break;
+                    }
+                    let last = i.min(jb + TILE_J - 1);
+                    if last < jb {
+                        continue;
+                    }
+                    let at = packed_index(i, jb);
+                    for (p, v) in packed[at..=at + (last - jb)].iter_mut().zip(a) {
+                        *p += v;
+                    }
+                }
+            }
+        }
+        for (o, (&wr, &zr)) in wz.iter_mut().zip(wc.iter().zip(zc)) {
+            *o = wr * zr;
+        }
+        add_scaled_rows(xc, wc, &mut packed[ones..ones + cols]);
+        packed[ones + cols] += wc.iter().sum::<f64>();
+        add_scaled_rows(xc, &wz[..n], &mut az[..cols]);
+        az[cols] += wz[..n].iter().sum::<f64>();
     }
 }
 
@@ -159,24 +402,38 @@ mod tests {
 
     #[test]
     fn gram_matches_naive_sums() {
-        let (rows, cols) = (6, 3);
-        let x: Vec<f64> = (0..rows * cols).map(|i| (i as f64 * 0.7).cos()).collect();
-        let w: Vec<f64> = (0..rows).map(|i| 0.5 + i as f64).collect();
-        let z: Vec<f64> = (0..rows).map(|i| i as f64 - 2.0).collect();
-        let mut p = vec![0.0; packed_len(cols + 1)];
-        let mut az = vec![0.0; cols + 1];
-        gram_accumulate(&x, rows, cols, &w, &z, &mut p, &mut az);
-        let a = |r: usize, c: usize| if c == cols { 1.0 } else { x[r * cols + c] };
-        for i in 0..=cols {
-            for j in 0..=cols {
-                let naive: f64 = (0..rows).map(|r| w[r] * a(r, i) * a(r, j)).sum();
-                assert!((p[packed_index(i, j)] - naive).abs() < 1e-12);
+        // 75 rows: two whole chunks and a partial one; widths below, at and across tiles.
+        for cols in [0, 1, 3, 4, 8, 13, 17] {
+            let rows = 75;
+            let x: Vec<f64> = (0..rows * cols).map(|i| (i as f64 * 0.7).cos() * 3.0).collect();
+            // Some zero weights.
+            let w: Vec<f64> = (0..rows)
+                .map(|i| if i % 7 == 3 { 0.0 } else { 0.5 + i as f64 })
+                .collect();
+            let z: Vec<f64> = (0..rows).map(|i| i as f64 - 2.0).collect();
+            let mut p = vec![0.25; packed_len(cols + 1)];
+            let mut az = vec![-1.0; cols + 1];
+            gram_accumulate(&x, rows, cols, &w, &z, &mut p, &mut az);
+            // Row by row (rank-one updates), from the same starting values.
+            let (mut want, mut want_az) = (vec![0.25; packed_len(cols + 1)], vec![-1.0; cols + 1]);
+            for r in 0..rows {
+                let mut a = x[r * cols..(r + 1) * cols].to_vec();
+                a.push(1.0);
+                spr_add(w[r], &a, &mut want);
+                axpy(w[r] * z[r], &a, &mut want_az);
             }
-            let naive: f64 = (0..rows).map(|r| w[r] * a(r, i) * z[r]).sum();
-            assert!((az[i] - naive).abs() < 1e-12);
+            for (i, (g, e)) in p.iter().zip(&want).chain(az.iter().zip(&want_az)).enumerate() {
+                assert!(
+                    (g - e).abs() <= 1e-12 * e.abs().max(1.0),
+                    "cols {cols}, entry {i}: {g} {e}"
+                );
+            }
+            // The baseline loops give the bits of the vectorised ones.
+            let (mut plain, mut plain_az) = (vec![0.25; packed_len(cols + 1)], vec![-1.0; cols + 1]);
+            gram_chunks(PlainTile, &x, cols, &w, &z, &mut plain, &mut plain_az);
+            assert_eq!(plain, p, "cols {cols}");
+            assert_eq!(plain_az, az, "cols {cols}");
         }
-        let full = unpack(&p, cols + 1);
-        assert_eq!(full[1], full[cols + 1]);
     }
 
     #[test]
