@@ -7,13 +7,11 @@ use flint_mllib::evaluation::{
 };
 use serde_json::Value;
 
-fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/evaluation_{name}.json", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+mod common;
+use common::floats;
 
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+fn fixture(name: &str) -> Value {
+    common::fixture(&format!("evaluation_{name}"))
 }
 
 fn close(actual: f64, expected: f64, what: &str) {

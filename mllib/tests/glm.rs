@@ -6,34 +6,9 @@ use flint_mllib::regression::{
     Family, GeneralizedLinearRegression, GeneralizedLinearRegressionModel, LinearRegression, Link,
 };
 use flint_mllib::{LabeledPoint, MlError, Vector};
-use serde_json::Value;
 
-fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
-}
-
-fn points(f: &Value) -> Vec<LabeledPoint> {
-    let y = floats(&f["y"]);
-    let w = f.get("w").map(floats);
-    f["x"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .map(|(i, row)| {
-            let p = LabeledPoint::new(y[i], floats(row));
-            match &w {
-                Some(w) => p.with_weight(w[i]),
-                None => p,
-            }
-        })
-        .collect()
-}
+mod common;
+use common::{fixture, floats, points};
 
 fn assert_close(what: &str, got: &[f64], want: &[f64], rel: f64) {
     assert_eq!(got.len(), want.len(), "{what}: lengths");

@@ -8,31 +8,8 @@ use flint_mllib::regression::linear::MAX_NORMAL_FEATURES;
 use flint_mllib::regression::{LinearRegression, Solver};
 use serde_json::Value;
 
-fn fixture(path: &std::path::Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
-}
-
-fn points(f: &Value) -> Vec<LabeledPoint> {
-    let y = floats(&f["y"]);
-    let w = f.get("w").map(floats);
-    f["x"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .map(|(i, row)| {
-            let p = LabeledPoint::new(y[i], floats(row));
-            match &w {
-                Some(w) => p.with_weight(w[i]),
-                None => p,
-            }
-        })
-        .collect()
-}
+mod common;
+use common::{assert_close, floats, points, read_json};
 
 fn estimator(f: &Value) -> LinearRegression {
     let p = &f["params"];
@@ -41,17 +18,6 @@ fn estimator(f: &Value) -> LinearRegression {
         .elastic_net_param(p["elastic_net_param"].as_f64().unwrap())
         .fit_intercept(p["fit_intercept"].as_bool().unwrap())
         .standardization(p["standardization"].as_bool().unwrap())
-}
-
-fn assert_close(what: &str, got: &[f64], want: &[f64], rel: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= rel * w.abs().max(1e-3 * scale),
-            "{what}[{i}]: got {g}, want {w} (rel {rel})"
-        );
-    }
 }
 
 fn fixtures() -> Vec<(String, Value)> {
@@ -63,7 +29,7 @@ fn fixtures() -> Vec<(String, Value)> {
             let name = p.file_name().unwrap().to_string_lossy();
             name.starts_with("linreg_") && name.ends_with(".json")
         })
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), fixture(&p)))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), read_json(&p)))
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
