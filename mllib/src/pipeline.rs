@@ -1,6 +1,25 @@
 //! Pipelines: feature stages (estimators whose models transform points, such as the scalers)
 //! followed by one final estimator; fitting fits each stage on the output of the previous
-//! ones, and the fitted [`PipelineModel`] transforms then predicts.
+//! ones, and the fitted [`PipelineModel`] transforms then predicts. The library's estimators
+//! (logistic and linear regression, GLMs, linear SVC, k-means) are final stages as they are:
+//!
+//! ```
+//! use flint_mllib::classification::LogisticRegression;
+//! use flint_mllib::feature::StandardScaler;
+//! use flint_mllib::pipeline::Pipeline;
+//! use flint_mllib::{LabeledPoint, Vector};
+//!
+//! let ctx = flint_engine::Context::local(2).unwrap();
+//! let points: Vec<LabeledPoint> =
+//!     (0..40).map(|i| LabeledPoint::new((i % 2) as f64, vec![(i % 2) as f64 * 100.0 + i as f64])).collect();
+//! let model = Pipeline::new(LogisticRegression::new().reg_param(0.1))
+//!     .stage(StandardScaler::new().with_mean(true))
+//!     .fit(&ctx.parallelize(points, 2))
+//!     .unwrap();
+//! assert_eq!(model.predict(&Vector::Dense(vec![130.0])), 1.0);
+//! ```
+//!
+//! Or any type implementing [`Estimator`], whose model implements [`Predictor`]:
 //!
 //! ```
 //! use flint_mllib::feature::StandardScaler;
@@ -29,9 +48,14 @@
 
 use flint_engine::{Data, Rdd, with};
 
+use crate::classification::{LinearSvc, LinearSvcModel, LogisticRegression, LogisticRegressionModel};
+use crate::clustering::{KMeans, KMeansModel};
 use crate::data::LabeledPoint;
 use crate::error::Result;
 use crate::linalg::Vector;
+use crate::regression::{
+    GeneralizedLinearRegression, GeneralizedLinearRegressionModel, LinearRegression, LinearRegressionModel,
+};
 
 /// Turns points into points (a fitted feature stage).
 pub trait Transformer {
@@ -53,6 +77,45 @@ pub trait Estimator {
 pub trait Predictor {
     /// The prediction for `features`.
     fn predict(&self, features: &Vector) -> f64;
+}
+
+/// The library's estimators as final stages: their own `fit` and `predict`.
+macro_rules! final_stage {
+    ($($estimator:ty => $model:ty),* $(,)?) => {$(
+        impl Estimator for $estimator {
+            type Model = $model;
+            fn fit(&self, data: &Rdd<LabeledPoint>) -> Result<$model> {
+                <$estimator>::fit(self, data)
+            }
+        }
+
+        impl Predictor for $model {
+            fn predict(&self, features: &Vector) -> f64 {
+                <$model>::predict(self, features)
+            }
+        }
+    )*};
+}
+
+final_stage!(
+    LogisticRegression => LogisticRegressionModel,
+    LinearSvc => LinearSvcModel,
+    LinearRegression => LinearRegressionModel,
+    GeneralizedLinearRegression => GeneralizedLinearRegressionModel,
+);
+
+impl Estimator for KMeans {
+    type Model = KMeansModel;
+    fn fit(&self, data: &Rdd<LabeledPoint>) -> Result<KMeansModel> {
+        KMeans::fit(self, data)
+    }
+}
+
+/// The index of the closest center (as Spark's `prediction` column).
+impl Predictor for KMeansModel {
+    fn predict(&self, features: &Vector) -> f64 {
+        KMeansModel::predict(self, features) as f64
+    }
 }
 
 /// A feature stage of a pipeline, type-erased: an estimator whose model is a transformer.

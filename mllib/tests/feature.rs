@@ -218,6 +218,56 @@ fn pipeline_fits_scaler_then_estimator_on_scaled_data() {
 }
 
 #[test]
+fn the_librarys_estimators_are_final_stages() {
+    let ctx = Context::local(2).unwrap();
+    // Two classes far apart in the first feature, on very different scales.
+    let points: Vec<LabeledPoint> = (0..60)
+        .map(|i| {
+            let class = (i % 2) as f64;
+            LabeledPoint::new(
+                class,
+                vec![class * 1000.0 + (i % 7) as f64 * 50.0, (i % 5) as f64 * 0.01],
+            )
+        })
+        .collect();
+    let data = ctx.parallelize(points.clone(), 3);
+    let scaler = StandardScaler::new().with_mean(true);
+    // The pipeline's model is the estimator's model fitted on the scaled points.
+    let lr = flint_mllib::classification::LogisticRegression::new().reg_param(0.05);
+    let piped = Pipeline::new(lr.clone()).stage(scaler.clone()).fit(&data).unwrap();
+    let scaled = scaler.fit(&data).unwrap().transform(&data);
+    let direct = lr.fit(&scaled).unwrap();
+    assert_eq!(piped.model.coefficients(), direct.coefficients());
+    let pairs = piped.transform(&data).unwrap().collect().unwrap();
+    assert!(pairs.iter().all(|(label, prediction)| label == prediction), "{pairs:?}");
+    // Regression, GLM, SVC and k-means too.
+    let linear = Pipeline::new(flint_mllib::regression::LinearRegression::new())
+        .stage(MinMaxScaler::new())
+        .fit(&data)
+        .unwrap();
+    assert!(linear.predict(&Vector::Dense(vec![1100.0, 0.0])) > 0.5);
+    let glm = Pipeline::new(flint_mllib::regression::GeneralizedLinearRegression::new())
+        .stage(MinMaxScaler::new())
+        .fit(&data)
+        .unwrap();
+    assert!(glm.predict(&Vector::Dense(vec![0.0, 0.0])) < 0.5);
+    let svc = Pipeline::new(flint_mllib::classification::LinearSvc::new())
+        .stage(scaler.clone())
+        .fit(&data)
+        .unwrap();
+    assert_eq!(svc.predict(&Vector::Dense(vec![1200.0, 0.02])), 1.0);
+    let kmeans = Pipeline::new(flint_mllib::KMeans::new().k(2).seed(7))
+        .stage(scaler)
+        .fit(&data)
+        .unwrap();
+    let (a, b) = (
+        kmeans.predict(&Vector::Dense(vec![0.0, 0.0])),
+        kmeans.predict(&Vector::Dense(vec![1150.0, 0.0])),
+    );
+    assert!(a != b && (a == 0.0 || a == 1.0) && (b == 0.0 || b == 1.0), "{a} {b}");
+}
+
+#[test]
 fn scaler_models_save_and_load() {
     let ctx = Context::local(2).unwrap();
     let data = ctx.parallelize(points(), 2);
