@@ -40,8 +40,6 @@ pub struct ReadmeDoctests;
 
 /// The machine learning library.
 pub mod ml {
-    // flint-mllib has no public items until its issue lands.
-    #[allow(unused_imports)]
     pub use flint_mllib::*;
 }
 

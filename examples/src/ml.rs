@@ -10,7 +10,6 @@ use flint::ml::data::{CsvOptions, read_csv, read_libsvm};
 use flint::ml::regression::Solver;
 use flint::prelude::Rdd;
 
-/// Input formats of the ML examples.
 /// The solver options of `logreg` and `linreg` (Spark's `solver`, and `GradientDescent`'s).
 #[derive(Args, Debug)]
 pub struct SolverArgs {
@@ -29,6 +28,7 @@ fn parse_solver(name: &str) -> Result<Solver, String> {
     Solver::parse(name).map_err(|e| e.to_string())
 }
 
+/// Input formats of the ML examples.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// Comma-separated numbers, one row per line.

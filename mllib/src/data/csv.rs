@@ -27,8 +27,8 @@
 //! # Speed
 //!
 //! A line's fields are cut at the delimiter byte and parsed in place with `fast-float2` (no
-//! allocation per field; the features vector is the only one per row): about 4.5 M rows of 11
-//! columns per second on two threads (`csv_parse_throughput` in `tests/data_readers.rs`).
+//! allocation per field; the features vector is the only one per row). BENCHMARKS.md reports
+//! the load of the ML benchmarks' CSV files (`load_seconds`: read, parse, block and cache).
 //!
 //! # Errors
 //!
