@@ -352,6 +352,73 @@ fn ml_binaries_print_the_documented_json_in_both_modes() {
 }
 
 #[test]
+fn ml_binaries_read_libsvm_and_other_label_columns_and_take_their_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write_classification_csv(dir.path(), 300, 3);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    // The same rows as LIBSVM, and as CSV with the label last.
+    let (mut libsvm, mut label_last) = (String::new(), String::new());
+    for line in text.lines() {
+        let (label, features) = line.split_once(',').unwrap();
+        let indexed: Vec<String> = features
+            .split(',')
+            .enumerate()
+            .map(|(j, v)| format!("{}:{v}", j + 1))
+            .collect();
+        libsvm.push_str(&format!("{label} {}\n", indexed.join(" ")));
+        label_last.push_str(&format!("{features},{label}\n"));
+    }
+    let libsvm_path = dir.path().join("data.libsvm");
+    let last_path = dir.path().join("label_last.csv");
+    std::fs::write(&libsvm_path, libsvm).unwrap();
+    std::fs::write(&last_path, label_last).unwrap();
+    let (libsvm_path, last_path) = (libsvm_path.to_str().unwrap(), last_path.to_str().unwrap());
+    let logreg = env!("CARGO_BIN_EXE_logreg");
+    let model = |v: &serde_json::Value| (v["coefficients"].clone(), v["intercept"].clone(), v["loss"].clone());
+    let from_csv = run_json(logreg, &[&csv, "--reg", "0.01"], "local[2]");
+    let from_libsvm = run_json(
+        logreg,
+        &[libsvm_path, "--format", "libsvm", "--reg", "0.01"],
+        "local[2]",
+    );
+    let from_last = run_json(logreg, &[last_path, "--label-col", "3", "--reg", "0.01"], "local[2]");
+    assert_eq!(model(&from_libsvm), model(&from_csv), "libsvm: {from_libsvm}");
+    assert_eq!(model(&from_last), model(&from_csv), "--label-col 3: {from_last}");
+    // A strong L1 part zeroes the coefficient of the feature the label does not depend on
+    // (the second: weight 0 in `write_classification_csv`), unlike the ridge fit.
+    let zeros = |v: &serde_json::Value| {
+        v["coefficients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c.as_f64().unwrap() == 0.0)
+            .count()
+    };
+    let lasso = run_json(logreg, &[&csv, "--reg", "0.05", "--elastic-net", "1"], "local[2]");
+    assert!(zeros(&lasso) >= 1, "{lasso}");
+    assert_eq!(zeros(&run_json(logreg, &[&csv, "--reg", "0.05"], "local[2]")), 0);
+    let linreg = run_json(
+        env!("CARGO_BIN_EXE_linreg"),
+        &[&csv, "--reg", "0.05", "--elastic-net", "1"],
+        "local[2]",
+    );
+    assert!(zeros(&linreg) >= 1, "{linreg}");
+    // glm's link: probit and logit fit different models; `loss` is half the mean deviance.
+    let glm = env!("CARGO_BIN_EXE_glm");
+    let logit = run_json(glm, &[&csv, "--family", "binomial"], "local[2]");
+    let probit = run_json(glm, &[&csv, "--family", "binomial", "--link", "probit"], "local[2]");
+    assert_ne!(logit["coefficients"], probit["coefficients"]);
+    for fit in [&logit, &probit] {
+        let (loss, deviance) = (fit["loss"].as_f64().unwrap(), fit["deviance"].as_f64().unwrap());
+        assert!((loss - deviance / 600.0).abs() <= 1e-12 * loss, "{fit}");
+    }
+    // Unregularised, the binomial GLM is the logistic regression (the same mean log-loss).
+    let plain = run_json(logreg, &[&csv, "--tol", "1e-12", "--iters", "200"], "local[2]");
+    let (a, b) = (logit["loss"].as_f64().unwrap(), plain["loss"].as_f64().unwrap());
+    assert!((a - b).abs() <= 1e-6 * b, "glm {a} against logreg {b}");
+}
+
+#[test]
 fn ml_binaries_train_with_sgd_as_with_the_exact_solvers() {
     let dir = tempfile::tempdir().unwrap();
     let csv = write_classification_csv(dir.path(), 400, 3);

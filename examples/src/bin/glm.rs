@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use clap::Parser;
+use flint::ml::LabeledPoint;
 use flint::ml::device::Device;
 use flint::ml::regression::{Family, GeneralizedLinearRegression, Link};
 use flint_examples::{cli, ml};
@@ -73,6 +74,13 @@ fn main() {
             .reduce(|a: (f64, u64), b: (f64, u64)| (a.0 + b.0, a.1 + b.1))?;
         let rmse = (sse / n.max(1) as f64).sqrt();
         let s = &model.summary;
+        // The objective per unit of weight, as the other examples' `loss`: half the mean
+        // deviance (the mean negative log-likelihood up to a constant of the data: the logistic
+        // loss for binomial, half the mean squared error for gaussian) plus the ridge term
+        // `reg/2 · ‖β‖²` (intercept excluded).
+        let weight: f64 = points.map(|p: LabeledPoint| p.weight).reduce(|a: f64, b: f64| a + b)?;
+        let ridge = 0.5 * args.reg * model.coefficients.iter().map(|b| b * b).sum::<f64>();
+        let loss = s.deviance / (2.0 * weight) + ridge;
         if args.common.json {
             println!(
                 "{}",
@@ -80,7 +88,8 @@ fn main() {
                     "coefficients": model.coefficients,
                     "intercept": model.intercept,
                     "iterations": s.training.iterations,
-                    "loss": s.deviance,
+                    "loss": loss,
+                    "deviance": s.deviance,
                     "rmse": rmse,
                     "standard_errors": s.coefficient_standard_errors,
                     "p_values": s.p_values,
