@@ -145,6 +145,21 @@ fn tweedie_matches_statsmodels() {
 }
 
 #[test]
+fn non_canonical_links_match_statsmodels() {
+    let ctx = Context::local(2).unwrap();
+    for name in [
+        "glm_gaussian_log",
+        "glm_gaussian_inverse",
+        "glm_binomial_cloglog",
+        "glm_poisson_identity",
+        "glm_poisson_sqrt",
+        "glm_gamma_identity",
+    ] {
+        check(&ctx, name);
+    }
+}
+
+#[test]
 fn gaussian_ridge_is_sparks_standardised_ridge() {
     // Spark solves gaussian/identity GLR with the standardised weighted least squares that
     // LinearRegression uses: the same optimum.
