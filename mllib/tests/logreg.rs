@@ -95,6 +95,30 @@ fn binary_elastic_net_matches_the_exact_solution() {
 }
 
 #[test]
+fn binary_lasso_matches_the_exact_solution_and_its_zeros() {
+    check_binary("binary_lasso");
+    let ctx = Context::local(2).unwrap();
+    let (f, m) = fit(&ctx, "binary_lasso");
+    let zeros = |c: &[f64]| c.iter().map(|&v| v == 0.0).collect::<Vec<_>>();
+    assert_eq!(zeros(m.coefficients()), zeros(&floats(&f.expected["coefficients"])));
+}
+
+#[test]
+fn multinomial_elastic_net_matches_the_exact_solution_and_its_zeros() {
+    let m = check_multinomial("multinomial_elasticnet");
+    let f = fixture("multinomial_elasticnet");
+    let want: Vec<f64> = f.expected["coefficient_matrix"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(floats)
+        .collect();
+    let zeros = |c: &[f64]| c.iter().map(|&v| v == 0.0).collect::<Vec<_>>();
+    assert!(want.contains(&0.0));
+    assert_eq!(zeros(m.coefficients()), zeros(&want));
+}
+
+#[test]
 fn weighted_binary_matches_sklearn() {
     check_binary("binary_weighted");
 }
