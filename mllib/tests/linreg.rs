@@ -99,6 +99,16 @@ fn elastic_net_matches_scikit_learn() {
 }
 
 #[test]
+fn lasso_matches_scikit_learn_and_its_zeros() {
+    let ctx = Context::local(2).unwrap();
+    let m = check(&ctx, "lasso");
+    let want = floats(&fixture("lasso")["expected"]["coefficients"]);
+    let zeros = |c: &[f64]| c.iter().map(|&v| v == 0.0).collect::<Vec<_>>();
+    assert!(want.contains(&0.0));
+    assert_eq!(zeros(&m.coefficients), zeros(&want));
+}
+
+#[test]
 fn shipped_tasks_give_the_same_model_and_models_round_trip() {
     let ctx = Context::builder().master("local[2]").ship_tasks(true).build().unwrap();
     let shipped = check(&ctx, "ridge_weighted");
