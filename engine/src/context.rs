@@ -405,6 +405,20 @@ impl Context {
         self.cancel_all_jobs();
     }
 
+    /// How many jobs this context has started (an action runs one or more): Spark's status
+    /// tracker's job ids, as a count. What an algorithm costs in jobs is the difference
+    /// across a call.
+    ///
+    /// ```
+    /// let ctx = flint_engine::Context::local(2).unwrap();
+    /// let before = ctx.jobs_started();
+    /// ctx.parallelize((0..10).collect::<Vec<u32>>(), 3).count().unwrap();
+    /// assert_eq!(ctx.jobs_started() - before, 1);
+    /// ```
+    pub fn jobs_started(&self) -> u64 {
+        self.inner.job_ids.issued()
+    }
+
     /// Runs a job that computes `partitions` of `rdd` and returns their elements.
     pub fn run_job<T: Data>(&self, rdd: &Rdd<T>, partitions: &[usize]) -> Result<Vec<Vec<T>>> {
         if self.inner.stopped.load(Ordering::Relaxed) {

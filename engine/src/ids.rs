@@ -56,4 +56,9 @@ impl IdGen {
     pub(crate) fn next(&self) -> u64 {
         self.0.fetch_add(1, Ordering::Relaxed)
     }
+
+    /// How many ids were handed out.
+    pub(crate) fn issued(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }

@@ -184,6 +184,30 @@ fn random_init_reaches_the_best_cost_on_well_separated_blobs() {
 }
 
 #[test]
+fn each_lloyd_iteration_is_one_job() {
+    let ctx = ctx();
+    let f = fixture("blobs500");
+    let data = rdd(&ctx, &f).cache();
+    // (jobs, iterations) of a fit: the initialisation's jobs are the same, and each Lloyd
+    // pass is one job (tol 0: passes stop early only once no center moves).
+    let fit = |iters: usize| {
+        let before = ctx.jobs_started();
+        let m = KMeans::new()
+            .k(5)
+            .init_mode(InitMode::Random)
+            .seed(3)
+            .tol(0.0)
+            .max_iter(iters)
+            .fit(&data)
+            .unwrap();
+        (ctx.jobs_started() - before, m.summary.training.iterations as u64)
+    };
+    let (few, many) = (fit(1), fit(7));
+    assert!(many.1 >= few.1 + 3, "{few:?} {many:?}");
+    assert_eq!(many.0 - few.0, many.1 - few.1, "jobs and iterations: {few:?} {many:?}");
+}
+
+#[test]
 fn a_fixed_seed_gives_the_same_model() {
     let ctx = ctx();
     let f = fixture("blobs500");

@@ -160,6 +160,29 @@ fn multinomial_l2_matches_sklearn() {
 }
 
 #[test]
+fn each_pass_over_the_data_is_one_job() {
+    let ctx = Context::local(2).unwrap();
+    let f = fixture("binary_l2");
+    let data = ctx.parallelize(f.points.clone(), 3).cache();
+    // (jobs, passes) of a fit: the set-up's jobs are the same for every iteration limit, and
+    // each pass (a loss and gradient evaluation: one per iteration, more in a line search)
+    // is one job: broadcast, per-block sums, tree aggregation.
+    let fit = |iters: usize| {
+        let before = ctx.jobs_started();
+        let m = LogisticRegression::new()
+            .reg_param(0.1)
+            .tol(0.0)
+            .max_iter(iters)
+            .fit(&data)
+            .unwrap();
+        (ctx.jobs_started() - before, m.summary().pass_seconds.len() as u64)
+    };
+    let (few, many) = (fit(2), fit(8));
+    assert!(many.1 > few.1, "{few:?} {many:?}");
+    assert_eq!(many.0 - few.0, many.1 - few.1, "jobs and passes: {few:?} {many:?}");
+}
+
+#[test]
 fn defaults_converge_and_predict_sensibly() {
     let ctx = Context::local(2).unwrap();
     let f = fixture("binary_l2");
