@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the engine, the same work as `../shared/peers/spark_bench.py` runs on
 //! Spark: tiny-job latency, empty-task throughput, shuffle-heavy sort and group-by, and an
-//! aggregation larger than the memory limit.
+//! aggregation larger than the memory limit; and the cost of an ML iteration's job apart from
+//! its arithmetic.
 
 use std::time::Instant;
 
@@ -21,6 +22,29 @@ pub fn tiny_job_latencies(ctx: &Context, jobs: usize) -> Result<Vec<f64>> {
         debug_assert_eq!(n, 1);
     }
     Ok(lat)
+}
+
+/// The passes of a logistic regression over `rows` x 50 cached rows, few enough that the
+/// arithmetic is negligible (microseconds): what an iteration's job costs apart from the work
+/// (broadcast of the coefficients, tasks, tree aggregation, the optimizer's step). Returns the
+/// passes' seconds (100 iterations at tol 0, a few more passes for line searches).
+pub fn ml_pass_overhead(ctx: &Context, rows: usize) -> flint::ml::Result<Vec<f64>> {
+    use flint::ml::LabeledPoint;
+    use flint::ml::classification::LogisticRegression;
+    // Generated in the tasks (not `parallelize`d: a job's tasks would carry the rows with
+    // the lineage to the executors in distributed mode).
+    let data = ctx
+        .range(0, rows as i64, 2)
+        .map(|r: i64| {
+            let r = r as usize;
+            let x: Vec<f64> = (0..50).map(|j| ((r * 50 + j) as f64 * 0.37).sin()).collect();
+            // Labels unrelated to the features: no separation, several iterations.
+            LabeledPoint::new(((r * 2_654_435_761) >> 7 & 1) as f64, x)
+        })
+        .cache();
+    data.count()?;
+    let model = LogisticRegression::new().tol(0.0).max_iter(100).fit(&data)?;
+    Ok(model.summary().pass_seconds.clone())
 }
 
 /// Seconds to run one job of `tasks` empty tasks (`range(0, tasks, tasks).count()`).
