@@ -632,3 +632,19 @@ fn ml_device_errors_name_the_setting() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+#[test]
+fn microbench_measures_an_ml_pass_in_both_modes() {
+    for master in ["local[2]", "local-cluster[2,1]"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_microbench"))
+            .args(["ml-pass", "--n", "200", "--master", master])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        assert_eq!(v["case"], "ml_pass_overhead");
+        assert!(v["passes"].as_u64().unwrap() >= 2, "{v}");
+        assert!(v["median_ms"].as_f64().unwrap() > 0.0, "{v}");
+    }
+}
