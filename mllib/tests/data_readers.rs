@@ -207,6 +207,22 @@ fn random_split_covers_every_point_once() {
     all.sort_by(f64::total_cmp);
     assert_eq!(all, (0..200).map(|i| i as f64).collect::<Vec<_>>());
     assert!(random_split(&data, &[-1.0], 1).is_err());
+    // Seeded: the same seed gives the same split (and each part the same rows every time it is
+    // computed), another seed another; the sizes follow the weights.
+    let firsts = |seed| -> Vec<f64> {
+        let parts = random_split(&data, &[0.7, 0.3], seed).unwrap();
+        let once = parts[0].collect().unwrap();
+        assert_eq!(once, parts[0].collect().unwrap(), "recomputed alike");
+        once.iter().map(|p| p.features.to_dense()[0]).collect()
+    };
+    let first = firsts(11);
+    assert_eq!(first, firsts(11));
+    assert_ne!(first, firsts(12));
+    assert!(
+        (110..=170).contains(&first.len()),
+        "{} of 200 rows for a weight of 0.7",
+        first.len()
+    );
 }
 
 #[test]
