@@ -47,6 +47,11 @@ impl<T: Data> Broadcast<T> {
     pub fn value(&self) -> &T {
         &self.value
     }
+
+    /// The value, shared.
+    pub(crate) fn shared(&self) -> Arc<T> {
+        self.value.clone()
+    }
 }
 
 impl<T> Deref for Broadcast<T> {

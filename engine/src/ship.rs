@@ -383,11 +383,29 @@ mod tests {
         assert_eq!(ship_partition(&rdd, 2), direct);
     }
 
+    /// 20,000 numbers whose values travel with the tasks (captured state, `with`).
+    fn heavy(ctx: &Context) -> Rdd<u64> {
+        let table: Vec<u64> = (0..20_000).collect();
+        ctx.range(0, 20_000, 2)
+            .map(crate::func::with(table, |t: &Vec<u64>, x: i64| t[x as usize]))
+    }
+
+    #[test]
+    fn parallelized_slices_travel_as_broadcast_ids() {
+        // Shipping mode: the context serves its broadcasts to the tasks it decodes.
+        let ctx = ctx(true);
+        let big = ctx.parallelize((0..20_000u64).collect(), 2);
+        assert!(task_size(&big) < 1_000, "{} bytes", task_size(&big));
+        assert_eq!(ship_partition(&big, 1)[0], 10_000);
+        assert_eq!(ship_partition(&big, 0).len(), 10_000);
+    }
+
     #[test]
     fn a_node_reached_twice_is_encoded_once() {
         let ctx = ctx(false);
-        let big = ctx.parallelize((0..20_000u64).collect(), 2);
+        let big = heavy(&ctx);
         let once = task_size(&big);
+        assert!(once > 100_000, "{once} bytes");
         let zipped = big.zip(&big.map(|x: u64| x + 1));
         assert!(task_size(&zipped) < once + once / 2, "{} vs {once}", task_size(&zipped));
         assert_eq!(ship_partition(&zipped, 1)[0], (10_000, 10_001));
@@ -416,7 +434,7 @@ mod tests {
             .checkpoint_dir(dir.path())
             .build()
             .unwrap();
-        let big = ctx.parallelize((0..20_000u64).collect(), 2).map(|x: u64| x * 2);
+        let big = heavy(&ctx).map(|x: u64| x * 2);
         big.checkpoint().unwrap();
         let before = task_size(&big);
         big.count().unwrap();

@@ -347,24 +347,6 @@ pub(crate) mod arc {
     }
 }
 
-/// Serde adapter for `Vec<Arc<X>>`.
-pub(crate) mod arcs {
-    use super::*;
-
-    pub(crate) fn serialize<X: Serialize, S: Serializer>(
-        values: &[Arc<X>],
-        s: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_seq(values.iter().map(|v| &**v))
-    }
-
-    pub(crate) fn deserialize<'de, X: Deserialize<'de>, D: Deserializer<'de>>(
-        d: D,
-    ) -> std::result::Result<Vec<Arc<X>>, D::Error> {
-        Ok(Vec::<X>::deserialize(d)?.into_iter().map(Arc::new).collect())
-    }
-}
-
 /// Serde adapter for `OnceLock<X>` (driver-side values computed by `prepare`: input splits,
 /// `zip_with_index` offsets): travels as an `Option<X>`.
 pub(crate) mod once_lock {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode, SharedVecIter};
+use crate::broadcast::Broadcast;
 use crate::context::Context;
 use crate::data::Data;
 use crate::error::Result;
@@ -15,14 +16,15 @@ use crate::wire::{self, Encoded};
 /// A driver-side vector cut into slices, as Spark's `ParallelCollectionRDD`: slice `i` holds
 /// elements `[i*len/n, (i+1)*len/n)`.
 ///
-/// Ships with all its slices (Spark ships only the slice a task reads): fine for the
-/// driver-sized data `parallelize` is meant for.
+/// Each slice is a broadcast: in process every task shares the driver's slices; a shipped
+/// task carries only their ids, and each executor fetches and decodes the slices once for
+/// every later job (Spark ships a slice with each task of each job: an iterative job over
+/// `parallelize`d rows would send them again every iteration, even cached).
 #[derive(Serialize, Deserialize)]
 #[serde(bound = "T: Data")]
 pub(crate) struct ParallelCollection<T> {
     meta: NodeMeta,
-    #[serde(with = "wire::arcs")]
-    slices: Vec<Arc<Vec<T>>>,
+    slices: Vec<Broadcast<Vec<T>>>,
 }
 
 impl<T: Data> ParallelCollection<T> {
@@ -34,7 +36,7 @@ impl<T: Data> ParallelCollection<T> {
         for i in 0..n {
             let start = i * len / n;
             let end = (i + 1) * len / n;
-            slices.push(Arc::new(rest.by_ref().take(end - start).collect()));
+            slices.push(ctx.broadcast(rest.by_ref().take(end - start).collect()));
         }
         ParallelCollection {
             meta: NodeMeta::new(ctx, op, callsite),
@@ -57,7 +59,7 @@ impl<T: Data> RddNode for ParallelCollection<T> {
 
 impl<T: Data> Compute<T> for ParallelCollection<T> {
     fn compute(&self, split: usize, _tc: &TaskContext) -> Result<BoxIter<T>> {
-        Ok(Box::new(SharedVecIter::new(self.slices[split].clone())))
+        Ok(Box::new(SharedVecIter::new(self.slices[split].shared())))
     }
     fn encode(&self) -> Result<Encoded<Arc<dyn Compute<T>>>> {
         wire::encode_node(self)
