@@ -54,6 +54,7 @@ impl ClusterLauncher for LocalClusterLauncher {
                 next_id: 0,
                 restarts_left: restarts,
                 stopped: HashSet::new(),
+                ended: HashMap::new(),
             }),
         });
         *side.processes.lock() = Some(processes.clone());
@@ -76,6 +77,8 @@ struct ProcessState {
     restarts_left: usize,
     /// Executors stopped on purpose (decommissioned): not replaced.
     stopped: HashSet<ExecutorId>,
+    /// How the reaped executors' processes ended, for [`Processes::exit_reason`].
+    ended: HashMap<ExecutorId, String>,
 }
 
 /// The executor processes of one context.
@@ -144,6 +147,10 @@ impl Processes {
         loop {
             {
                 let mut state = self.state.lock();
+                // Reaped already: the reaper kept how it ended.
+                if let Some(how) = state.ended.get(&id) {
+                    return Some(how.clone());
+                }
                 let child = state.children.get_mut(&id)?;
                 if let Ok(Some(status)) = child.try_wait() {
                     return Some(format!("process {} {}", child.id(), describe(status)));
@@ -192,8 +199,9 @@ impl Processes {
                     exited.push((*id, child.id(), status));
                 }
             }
-            for (id, _, _) in &exited {
+            for (id, pid, status) in &exited {
                 state.children.remove(id);
+                state.ended.insert(*id, format!("process {pid} {}", describe(*status)));
             }
             exited
         };
