@@ -250,7 +250,11 @@ impl BroadcastRegistry {
     pub(crate) fn register<T: Data>(&self, b: &Broadcast<T>) {
         let value: Arc<dyn Any + Send + Sync> = b.value.clone();
         let mut entries = self.entries.lock();
-        entries.retain(|_, r| r.value.strong_count() > 0);
+        // Entries whose value is gone are dropped when the map doubles (not on every
+        // registration: `parallelize` registers one broadcast per slice, thousands at once).
+        if entries.len() >= 64 && entries.len().is_power_of_two() {
+            entries.retain(|_, r| r.value.strong_count() > 0);
+        }
         entries.insert(
             b.id,
             Registered {
