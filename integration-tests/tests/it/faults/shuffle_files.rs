@@ -92,10 +92,13 @@ fn a_corrupt_shuffle_file_recomputes_only_its_map_partition() -> TestResult {
         all.iter().any(|e| matches!(e, SchedulerEvent::StageSkipped { .. })),
         "the map stage is reused: {all:?}"
     );
+    // The reducer that read the corrupt block fails its fetch; a reducer running at the same
+    // time may fail too, finding map 2's output unregistered by then: every failure is a
+    // fetch of map 2.
     let failures = events.task_failures();
-    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(!failures.is_empty() && failures.len() <= 3, "{failures:?}");
     assert!(
-        failures[0].contains("fetch") && failures[0].contains("map 2"),
+        failures.iter().all(|f| f.contains("fetch") && f.contains("map 2")),
         "{failures:?}"
     );
     assert_eq!(
