@@ -396,8 +396,13 @@ mod tests {
         let ctx = ctx(true);
         let big = ctx.parallelize((0..20_000u64).collect(), 2);
         assert!(task_size(&big) < 1_000, "{} bytes", task_size(&big));
+        let fetched = || ctx.env().broadcasts.decoded_values();
         assert_eq!(ship_partition(&big, 1)[0], 10_000);
+        assert_eq!(fetched(), 1, "only the slice the task computes");
+        assert_eq!(ship_partition(&big, 1).len(), 10_000);
+        assert_eq!(fetched(), 1, "once");
         assert_eq!(ship_partition(&big, 0).len(), 10_000);
+        assert_eq!(fetched(), 2);
     }
 
     #[test]

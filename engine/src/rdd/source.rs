@@ -9,22 +9,24 @@ use super::{BoxIter, Compute, Dependency, NodeMeta, Rdd, RddNode, SharedVecIter}
 use crate::broadcast::Broadcast;
 use crate::context::Context;
 use crate::data::Data;
+use crate::env::ExecutorEnv;
 use crate::error::Result;
+use crate::ids::BroadcastId;
 use crate::task_context::TaskContext;
 use crate::wire::{self, Encoded};
 
 /// A driver-side vector cut into slices, as Spark's `ParallelCollectionRDD`: slice `i` holds
 /// elements `[i*len/n, (i+1)*len/n)`.
 ///
-/// Each slice is a broadcast: in process every task shares the driver's slices; a shipped
-/// task carries only their ids, and each executor fetches and decodes the slices once for
-/// every later job (Spark ships a slice with each task of each job: an iterative job over
-/// `parallelize`d rows would send them again every iteration, even cached).
+/// Each slice is a broadcast ([`Slices`]): in process every task shares the driver's slices; a
+/// shipped task carries only their ids, and an executor fetches (once, for every later job)
+/// the slices its tasks compute. Spark ships a slice with each task of each job: an iterative
+/// job over `parallelize`d rows would send them again every iteration, even cached.
 #[derive(Serialize, Deserialize)]
 #[serde(bound = "T: Data")]
 pub(crate) struct ParallelCollection<T> {
     meta: NodeMeta,
-    slices: Vec<Broadcast<Vec<T>>>,
+    slices: Slices<T>,
 }
 
 impl<T: Data> ParallelCollection<T> {
@@ -40,8 +42,57 @@ impl<T: Data> ParallelCollection<T> {
         }
         ParallelCollection {
             meta: NodeMeta::new(ctx, op, callsite),
-            slices,
+            slices: Slices::Driver(slices),
         }
+    }
+}
+
+/// The slices of a [`ParallelCollection`]: the driver's broadcasts, or, decoded in an executor,
+/// their ids and the executor's broadcast cache, which fetches a slice when a task first
+/// computes it (not every slice when a task is decoded).
+enum Slices<T> {
+    Driver(Vec<Broadcast<Vec<T>>>),
+    Executor {
+        ids: Vec<BroadcastId>,
+        env: Arc<ExecutorEnv>,
+    },
+}
+
+impl<T: Data> Slices<T> {
+    fn len(&self) -> usize {
+        match self {
+            Slices::Driver(b) => b.len(),
+            Slices::Executor { ids, .. } => ids.len(),
+        }
+    }
+
+    fn get(&self, split: usize) -> Result<Arc<Vec<T>>> {
+        match self {
+            Slices::Driver(b) => Ok(b[split].shared()),
+            Slices::Executor { ids, env } => env.broadcasts.value::<Vec<T>>(ids[split]),
+        }
+    }
+}
+
+/// Only the ids travel.
+impl<T: Data> Serialize for Slices<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Slices::Driver(b) => s.collect_seq(b.iter().map(|b| b.id())),
+            Slices::Executor { ids, .. } => ids.serialize(s),
+        }
+    }
+}
+
+impl<'de, T: Data> Deserialize<'de> for Slices<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let ids = Vec::<BroadcastId>::deserialize(d)?;
+        let env = wire::decoding_env().ok_or_else(|| {
+            serde::de::Error::custom(
+                "parallelized slices can only be decoded with a task, where an executor's broadcast cache is available",
+            )
+        })?;
+        Ok(Slices::Executor { ids, env })
     }
 }
 
@@ -59,7 +110,7 @@ impl<T: Data> RddNode for ParallelCollection<T> {
 
 impl<T: Data> Compute<T> for ParallelCollection<T> {
     fn compute(&self, split: usize, _tc: &TaskContext) -> Result<BoxIter<T>> {
-        Ok(Box::new(SharedVecIter::new(self.slices[split].shared())))
+        Ok(Box::new(SharedVecIter::new(self.slices.get(split)?)))
     }
     fn encode(&self) -> Result<Encoded<Arc<dyn Compute<T>>>> {
         wire::encode_node(self)
@@ -149,9 +200,10 @@ impl Context {
     /// An RDD with no partitions and no elements.
     #[track_caller]
     pub fn empty<T: Data>(&self) -> Rdd<T> {
-        let node = ParallelCollection::<T>::new(self, "empty", Location::caller(), Vec::new(), 1);
-        let mut node = node;
-        node.slices.clear();
+        let node = ParallelCollection::<T> {
+            meta: NodeMeta::new(self, "empty", Location::caller()),
+            slices: Slices::Driver(Vec::new()),
+        };
         Rdd::from_node(self, Arc::new(node))
     }
 }
