@@ -113,26 +113,37 @@ impl<T: GramTile> pulp::NullaryFnOnce for GramPass<'_, T> {
     }
 }
 
+/// A chunk's rows as the tiles read them: `xs` (the rows, padded to `stride` values with
+/// zeros) and `wxs` (each scaled by its weight), `rows` of them, `cols` real columns.
+struct Chunk<'a> {
+    xs: &'a [f64],
+    wxs: &'a [f64],
+    stride: usize,
+    rows: usize,
+    cols: usize,
+}
+
+impl Chunk<'_> {
+    /// Row `r`'s `J` values from column `jb`, and its `TILE_I` scaled values from column `ib`
+    /// (whole, as the rows are padded to whole tiles).
+    #[inline(always)]
+    fn row<const J: usize>(&self, r: usize, ib: usize, jb: usize) -> (&[f64; J], &[f64; TILE_I]) {
+        let at = r * self.stride;
+        let row = self.xs[at + jb..].first_chunk().expect("rows padded to whole tiles");
+        let scaled = self.wxs[at + ib..].first_chunk().expect("rows padded to whole tiles");
+        (row, scaled)
+    }
+}
+
 /// One tile of a chunk's Gram matrix: `acc[t][l] = Σ_r wxs[r][ib + t] · xs[r][jb + l]` over the
-/// chunk's `n` rows (row stride `stride`), in row order, each product added as it comes
+/// chunk's rows ([`Chunk`]), in row order, each product added as it comes
 /// (`acc + p`, never fused); then its entries `j ≤ i < cols` added to `packed` ([`flush`]).
 /// Every tile shape gives the same bits.
 trait GramTile: Copy {
     /// Columns per tile: a multiple of [`TILE_I`].
     const COLS: usize;
 
-    #[allow(clippy::too_many_arguments)]
-    fn add_tile(
-        self,
-        xs: &[f64],
-        wxs: &[f64],
-        stride: usize,
-        n: usize,
-        ib: usize,
-        jb: usize,
-        cols: usize,
-        packed: &mut [f64],
-    );
+    fn add_tile(self, chunk: &Chunk, ib: usize, jb: usize, packed: &mut [f64]);
 
     /// Hints that `data` will be read soon.
     #[inline(always)]
@@ -157,28 +168,17 @@ impl GramTile for PlainTile {
     const COLS: usize = TILE_J;
 
     #[inline(always)]
-    fn add_tile(
-        self,
-        xs: &[f64],
-        wxs: &[f64],
-        stride: usize,
-        n: usize,
-        ib: usize,
-        jb: usize,
-        cols: usize,
-        packed: &mut [f64],
-    ) {
+    fn add_tile(self, chunk: &Chunk, ib: usize, jb: usize, packed: &mut [f64]) {
         let mut acc = [[0.0f64; TILE_J]; TILE_I];
-        for r in 0..n {
-            let row: &[f64; TILE_J] = xs[r * stride + jb..].first_chunk().expect("padded rows");
-            let scaled: &[f64; TILE_I] = wxs[r * stride + ib..].first_chunk().expect("padded rows");
+        for r in 0..chunk.rows {
+            let (row, scaled) = chunk.row::<TILE_J>(r, ib, jb);
             for t in 0..TILE_I {
                 for l in 0..TILE_J {
                     acc[t][l] += scaled[t] * row[l];
                 }
             }
         }
-        flush(&acc, ib, jb, cols, packed);
+        flush(&acc, ib, jb, chunk.cols, packed);
     }
 }
 
@@ -217,24 +217,13 @@ impl GramTile for Avx2Tile {
     const COLS: usize = TILE_J;
 
     #[inline(always)]
-    fn add_tile(
-        self,
-        xs: &[f64],
-        wxs: &[f64],
-        stride: usize,
-        n: usize,
-        ib: usize,
-        jb: usize,
-        cols: usize,
-        packed: &mut [f64],
-    ) {
+    fn add_tile(self, chunk: &Chunk, ib: usize, jb: usize, packed: &mut [f64]) {
         const { assert!(TILE_I == 4 && TILE_J == 8) };
         let simd = self.0;
         let zero = simd.splat_f64x4(0.0);
         let [mut a00, mut a01, mut a10, mut a11, mut a20, mut a21, mut a30, mut a31] = [zero; 8];
-        for r in 0..n {
-            let row: &[f64; TILE_J] = xs[r * stride + jb..].first_chunk().expect("padded rows");
-            let scaled: &[f64; TILE_I] = wxs[r * stride + ib..].first_chunk().expect("padded rows");
+        for r in 0..chunk.rows {
+            let (row, scaled) = chunk.row::<TILE_J>(r, ib, jb);
             let (lo, hi) = row.split_at(4);
             let v0: pulp::f64x4 = pulp::cast(*lo.first_chunk::<4>().expect("four"));
             let v1: pulp::f64x4 = pulp::cast(*hi.first_chunk::<4>().expect("four"));
@@ -250,7 +239,7 @@ impl GramTile for Avx2Tile {
         }
         let row = |a: pulp::f64x4, b: pulp::f64x4| -> [f64; TILE_J] { pulp::cast([a, b]) };
         let acc = [row(a00, a01), row(a10, a11), row(a20, a21), row(a30, a31)];
-        flush(&acc, ib, jb, cols, packed);
+        flush(&acc, ib, jb, chunk.cols, packed);
     }
 }
 
@@ -271,25 +260,14 @@ impl GramTile for Avx512Tile {
     const COLS: usize = 16;
 
     #[inline(always)]
-    fn add_tile(
-        self,
-        xs: &[f64],
-        wxs: &[f64],
-        stride: usize,
-        n: usize,
-        ib: usize,
-        jb: usize,
-        cols: usize,
-        packed: &mut [f64],
-    ) {
+    fn add_tile(self, chunk: &Chunk, ib: usize, jb: usize, packed: &mut [f64]) {
         const { assert!(TILE_I == 4) };
         let simd = self.0;
         let f = simd.avx512f;
         let zero = simd.splat_f64x8(0.0);
         let [mut a00, mut a01, mut a10, mut a11, mut a20, mut a21, mut a30, mut a31] = [zero; 8];
-        for r in 0..n {
-            let row: &[f64; 16] = xs[r * stride + jb..].first_chunk().expect("padded rows");
-            let scaled: &[f64; TILE_I] = wxs[r * stride + ib..].first_chunk().expect("padded rows");
+        for r in 0..chunk.rows {
+            let (row, scaled) = chunk.row::<16>(r, ib, jb);
             let (lo, hi) = row.split_at(8);
             let v0: pulp::f64x8 = pulp::cast(*lo.first_chunk::<8>().expect("eight"));
             let v1: pulp::f64x8 = pulp::cast(*hi.first_chunk::<8>().expect("eight"));
@@ -305,7 +283,7 @@ impl GramTile for Avx512Tile {
         }
         let row = |a: pulp::f64x8, b: pulp::f64x8| -> [f64; 16] { pulp::cast([a, b]) };
         let acc = [row(a00, a01), row(a10, a11), row(a20, a21), row(a30, a31)];
-        flush(&acc, ib, jb, cols, packed);
+        flush(&acc, ib, jb, chunk.cols, packed);
     }
 }
 
@@ -342,13 +320,20 @@ fn gram_chunks<T: GramTile>(tile: T, x: &[f64], cols: usize, w: &[f64], z: &[f64
                 *o = wr * v;
             }
         }
+        let chunk_rows = Chunk {
+            xs: &xs,
+            wxs: &wxs,
+            stride,
+            rows: n,
+            cols,
+        };
         for ib in (0..cols).step_by(TILE_I) {
             if let Some(part) = parts.next() {
                 tile.prefetch(part);
             }
             // Tiles holding at least one entry `j ≤ i` of these rows.
             for jb in (0..=ib + TILE_I - 1).step_by(T::COLS).take_while(|&jb| jb < cols) {
-                tile.add_tile(&xs, &wxs, stride, n, ib, jb, cols, packed);
+                tile.add_tile(&chunk_rows, ib, jb, packed);
             }
         }
         for (o, (&wr, &zr)) in wz.iter_mut().zip(wc.iter().zip(zc)) {
